@@ -1,0 +1,3 @@
+from safelink.cli import main
+
+raise SystemExit(main())

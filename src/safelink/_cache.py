@@ -1,0 +1,413 @@
+"""The unpacked-wheel cache: admit once, verify, fingerprint, share.
+
+Layout under the cache root (``v1/`` so a future format can live beside it)::
+
+    entries/<sha256>/files/...    the wheel's members, read-only, fixed mtime
+    entries/<sha256>/plan.json    the install plan; written last, so its presence
+                                  means the entry is whole
+    index/<key>                   wheel path+size+mtime+inode -> sha256 (no re-hash)
+    locks/<sha256>.lock           per-entry admission lock
+    envs/<sha256>                 environments the entry was installed into
+    probes/<pair>.json            remembered link-mode probes per filesystem pair
+    tmp/                          admissions in progress (removed by ``prune``)
+
+An entry appears by one ``rename`` of a complete temp dir, under its lock, so a
+crash at any point leaves at most a temp dir that nothing trusts.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import os
+import shutil
+import time
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+
+from ._lock import file_lock
+from ._plan import Plan, make_plan
+from ._wheel import WheelInfo, read_wheel
+from .errors import CacheCorrupt, InvalidWheel, SafelinkError
+
+FINGERPRINT_MTIME_NS = 946_684_800 * 10**9
+"""Every cached file's mtime (2000-01-01). A write through a hardlink moves it."""
+
+_CHUNK = 1 << 20
+_TEST_HOOK = "SAFELINK_TEST_CRASH"
+
+
+def _crash_point(name: str) -> None:
+    """Let the crash tests kill this process at a named point (never set in real use)."""
+    if os.environ.get(_TEST_HOOK) == name:
+        os.kill(os.getpid(), 9)
+
+
+def default_cache_dir() -> str:
+    env = os.environ.get("SAFELINK_CACHE_DIR")
+    if env:
+        return env
+    from platformdirs import user_cache_dir
+
+    return user_cache_dir("safelink", appauthor=False)
+
+
+def record_digest(algo: str, raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One admitted wheel: an immutable directory of files plus its plan."""
+
+    path: str
+    sha256: str
+
+    @property
+    def files(self) -> str:
+        return os.path.join(self.path, "files")
+
+    @cached_property
+    def plan(self) -> Plan:
+        try:
+            with open(os.path.join(self.path, "plan.json"), encoding="utf-8") as f:
+                return Plan.from_json(f.read())
+        except (OSError, ValueError, KeyError) as exc:
+            raise CacheCorrupt(
+                f"cache entry {self.path} is unreadable: {exc}",
+                "remove it with 'safelink cache clean'",
+            ) from None
+
+
+class Cache:
+    """A cache directory shared by every process and environment of a user."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        base = os.fspath(root) if root is not None else default_cache_dir()
+        self.base = os.path.abspath(base)
+        self.root = os.path.join(self.base, "v1")
+
+    def __repr__(self) -> str:
+        return f"Cache({self.base!r})"
+
+    # -- paths -------------------------------------------------------------
+    def _dir(self, name: str) -> str:
+        path = os.path.join(self.root, name)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def entry_path(self, sha256: str) -> str:
+        return os.path.join(self.root, "entries", sha256)
+
+    # -- lookup ------------------------------------------------------------
+    def get(self, sha256: str) -> Entry | None:
+        path = self.entry_path(sha256)
+        if os.path.exists(os.path.join(path, "plan.json")):
+            return Entry(path, sha256)
+        return None
+
+    def entries(self) -> Iterator[Entry]:
+        try:
+            names = sorted(os.listdir(os.path.join(self.root, "entries")))
+        except FileNotFoundError:
+            return
+        for name in names:
+            entry = self.get(name)
+            if entry is not None:
+                yield entry
+
+    # -- admission ---------------------------------------------------------
+    def wheel_sha256(self, wheel: str) -> str:
+        """Hash of the wheel file, via the stat index when the file is unchanged."""
+        st = os.stat(wheel)
+        key_src = (
+            f"{os.path.realpath(wheel)}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_dev}"
+        )
+        key = hashlib.sha256(key_src.encode("utf-8", "surrogateescape")).hexdigest()
+        index = os.path.join(self.root, "index", key)
+        try:
+            with open(index, encoding="ascii") as f:
+                value = f.read().strip()
+            if len(value) == 64:
+                return value
+        except OSError:
+            pass
+        h = hashlib.sha256()
+        with open(wheel, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+        digest = h.hexdigest()
+        try:
+            _atomic_write(os.path.join(self._dir("index"), key), digest.encode())
+        except OSError:
+            pass  # a read-only cache still works, it just re-hashes
+        return digest
+
+    def admit(self, wheel: str | os.PathLike[str], *, max_unpacked: int | None = None) -> Entry:
+        """Return the cache entry for *wheel*, unpacking and verifying it first if needed."""
+        wheel = os.path.abspath(os.fspath(wheel))
+        filename = os.path.basename(wheel)
+        if not os.path.exists(wheel):
+            raise SafelinkError(f"{wheel}: no such file")
+        if not os.path.isfile(wheel) or not filename.endswith(".whl"):
+            raise InvalidWheel(f"{wheel}: not a wheel file (expected a .whl file)")
+        sha = self.wheel_sha256(wheel)
+        entry = self.get(sha)
+        if entry is not None:
+            return entry
+        try:
+            lock_dir = self._dir("locks")
+        except OSError as exc:
+            raise SafelinkError(
+                f"cannot write to the cache at {self.base}: {exc.strerror}",
+                "set SAFELINK_CACHE_DIR or --cache-dir to a writable directory",
+            ) from None
+        with file_lock(os.path.join(lock_dir, f"{sha}.lock")):
+            entry = self.get(sha)
+            if entry is not None:
+                return entry
+            return self._admit_locked(wheel, filename, sha, max_unpacked)
+
+    def _admit_locked(self, wheel: str, filename: str, sha: str, max_unpacked: int | None) -> Entry:
+        tmp = os.path.join(self._dir("tmp"), f"{sha[:16]}-{os.getpid()}-{time.monotonic_ns()}")
+        os.mkdir(tmp)
+        try:
+            try:
+                zf = zipfile.ZipFile(wheel)
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise InvalidWheel(f"{wheel}: not a valid zip archive ({exc})") from None
+            with zf:
+                info = read_wheel(zf, filename, max_unpacked)
+                shebang = _extract(zf, info, os.path.join(tmp, "files"), wheel)
+            plan = make_plan(info, sha, shebang, wheel)
+            _crash_point("admit-before-plan")
+            _atomic_write(os.path.join(tmp, "plan.json"), plan.to_json().encode())
+            dest = self.entry_path(sha)
+            self._dir("entries")
+            try:
+                os.rename(tmp, dest)
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+                # A stale, incomplete directory (no plan.json) from an old crash: replace it.
+                if self.get(sha) is None:
+                    _rmtree(dest)
+                    os.rename(tmp, dest)
+        except OSError as exc:
+            _rmtree(tmp)
+            if exc.errno == errno.ENOSPC:
+                raise SafelinkError(
+                    f"no space left on device while unpacking {filename} into the cache "
+                    f"at {self.base}",
+                    "free space or point SAFELINK_CACHE_DIR elsewhere; nothing was kept",
+                ) from None
+            raise
+        except BaseException:
+            _rmtree(tmp)
+            raise
+        return Entry(dest, sha)
+
+    # -- guard support -----------------------------------------------------
+    def restore_file(self, entry: Entry, member: str, wheel: str | None = None) -> None:
+        """Replace one cached file with a pristine copy from the wheel (new inode).
+
+        Environments still linked to the old inode keep whatever they wrote;
+        the cache itself, and everything installed from it from now on, is clean.
+        """
+        plan = entry.plan
+        source = wheel or plan.source
+        row = _find_row(plan, member)
+        algo, _, want = row[3].partition("=")
+        try:
+            zf = zipfile.ZipFile(source)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise CacheCorrupt(
+                f"cached file {member} of {plan.filename} was modified and the wheel "
+                f"to restore it from is unavailable ({exc})",
+                f"run 'safelink cache clean {plan.name}' and install again",
+            ) from None
+        with zf:
+            dst = os.path.join(entry.files, member)
+            tmp = f"{dst}.heal-{os.getpid()}-{time.monotonic_ns()}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                h = hashlib.new(algo)
+                with zf.open(member) as src:
+                    while chunk := src.read(_CHUNK):
+                        h.update(chunk)
+                        _write_all(fd, chunk)
+                if record_digest(algo, h.digest()) != want:
+                    raise CacheCorrupt(
+                        f"{source}: {member} does not match its RECORD hash; cannot heal the cache",
+                        f"run 'safelink cache clean {plan.name}'",
+                    )
+                os.fchmod(fd, 0o555 if row[4] else 0o444)
+                os.utime(fd, ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS))
+            except BaseException:
+                os.close(fd)
+                os.unlink(tmp)
+                raise
+            os.close(fd)
+            os.replace(tmp, dst)
+
+    # -- environment registry ---------------------------------------------
+    def register_env(self, sha256: str, env_root: str) -> None:
+        path = os.path.join(self.root, "envs", sha256)
+        line = env_root + "\n"
+        try:
+            with open(path, encoding="utf-8") as f:
+                if line in f.readlines():
+                    return
+        except FileNotFoundError:
+            self._dir("envs")
+        except OSError:
+            return
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode("utf-8", "surrogateescape"))
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # a read-only cache: the registry is advisory
+
+    def envs_of(self, sha256: str) -> list[str]:
+        try:
+            with open(os.path.join(self.root, "envs", sha256), encoding="utf-8") as f:
+                return [line.rstrip("\n") for line in f if line.strip()]
+        except OSError:
+            return []
+
+    # -- maintenance ----------------------------------------------------------
+    def remove_entry(self, entry: Entry) -> None:
+        """Evict an entry: rename it away atomically, then delete it."""
+        with file_lock(os.path.join(self._dir("locks"), f"{entry.sha256}.lock")):
+            trash = os.path.join(self._dir("tmp"), f"evict-{entry.sha256[:16]}-{os.getpid()}")
+            os.rename(entry.path, trash)
+        _rmtree(trash)
+        for sub in ("envs",):
+            try:
+                os.unlink(os.path.join(self.root, sub, entry.sha256))
+            except OSError:
+                pass
+
+    def stale_temp_dirs(self) -> list[str]:
+        """Temp dirs of admissions whose process is gone (safe to delete)."""
+        out: list[str] = []
+        try:
+            names = os.listdir(os.path.join(self.root, "tmp"))
+        except FileNotFoundError:
+            return out
+        for name in names:
+            parts = name.split("-")
+            pid = next((int(p) for p in parts[1:] if p.isdigit()), None)
+            if pid is not None and pid != os.getpid() and _pid_alive(pid):
+                continue
+            out.append(os.path.join(self.root, "tmp", name))
+        return out
+
+
+def _find_row(plan: Plan, member: str) -> tuple[str, str, int, str, bool]:
+    for rows in plan.links.values():
+        for row in rows:
+            if row[0] == member:
+                return row
+    for src, _dst, digest in plan.shebang_scripts:
+        if src == member:
+            return (src, src, 0, digest, True)
+    raise KeyError(member)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}-{time.monotonic_ns()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _rmtree(path: str) -> None:
+    """Delete a tree even though the cache made its files read-only."""
+
+    def onerror(func: object, p: str, exc: object) -> None:
+        try:
+            os.chmod(os.path.dirname(p), 0o755)
+            if os.path.isdir(p) and not os.path.islink(p):
+                os.chmod(p, 0o755)
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.unlink(p)
+        except OSError:
+            pass
+
+    if os.path.lexists(path):
+        shutil.rmtree(path, onerror=onerror)
+
+
+def _extract(zf: zipfile.ZipFile, info: WheelInfo, dest: str, wheel: str) -> set[str]:
+    """Stream every member into *dest*, hashing as it writes; return ``#!python`` scripts.
+
+    Nothing outside *dest* is touched. Files end read-only with the fixed
+    fingerprint mtime.
+    """
+    os.mkdir(dest)
+    made: set[str] = {""}
+    shebang: set[str] = set()
+    scripts_prefix = f"{info.data_dir}/scripts/"
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    for m in info.members:
+        parent = os.path.dirname(m.name)
+        if parent not in made:
+            os.makedirs(os.path.join(dest, parent), exist_ok=True)
+            p = parent
+            while p and p not in made:
+                made.add(p)
+                p = os.path.dirname(p)
+        path = os.path.join(dest, m.name)
+        h = hashlib.new(m.hash_name)
+        size = 0
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            is_script = m.name.startswith(scripts_prefix)
+            with zf.open(m.name) as src:
+                first = True
+                while n := src.readinto(buf):  # type: ignore[attr-defined]
+                    chunk = view[:n]
+                    if first and is_script and bytes(chunk[:8]) == b"#!python":
+                        shebang.add(m.name)
+                    first = False
+                    h.update(chunk)
+                    size += n
+                    _write_all(fd, chunk)  # type: ignore[arg-type]
+            if size != m.size:
+                raise InvalidWheel(f"{wheel}: {m.name} is {size} bytes, RECORD says {m.size}")
+            if record_digest(m.hash_name, h.digest()) != m.hash_hex:
+                raise InvalidWheel(f"{wheel}: {m.name} does not match its RECORD hash")
+            os.fchmod(fd, 0o555 if m.executable else 0o444)
+            os.utime(fd, ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS))
+        except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, zlib.error) as exc:
+            raise InvalidWheel(f"{wheel}: corrupt archive at {m.name}: {exc}") from None
+        finally:
+            os.close(fd)
+    return shebang

@@ -1,0 +1,314 @@
+"""Where a wheel goes: target discovery without starting the interpreter when possible.
+
+A venv's layout is fully determined by its ``pyvenv.cfg`` (version) and the
+platform, so a fresh venv is described without running its Python. Other
+interpreters are asked once and the answer is remembered in the cache, keyed
+by the interpreter's path, size and mtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+
+from .errors import TargetError
+
+_WINDOWS = sys.platform == "win32"
+
+
+@dataclass(frozen=True)
+class Target:
+    """An install target: the five scheme roots plus the interpreter that will run the code."""
+
+    kind: str
+    """``venv``, ``system``, ``prefix`` or ``target`` (flat, like ``pip --target``)."""
+    root: str
+    """Nothing is ever written or removed outside this directory."""
+    purelib: str
+    platlib: str
+    scripts: str
+    headers: str
+    """Headers root; the distribution's name is appended per wheel."""
+    data: str
+    python: str
+    """Interpreter written into script shebangs."""
+    version: tuple[int, int]
+    implementation: str = "cpython"
+    free_threaded: bool = False
+    _tags: list[str] | None = field(default=None, compare=False, repr=False)
+
+    def scheme_root(self, scheme: str, dist_name: str) -> str:
+        if scheme == "headers":
+            return os.path.join(self.headers, dist_name)
+        return str(getattr(self, scheme))
+
+    @property
+    def site_dirs(self) -> list[str]:
+        return [self.purelib] if self.purelib == self.platlib else [self.purelib, self.platlib]
+
+    def supported_tags(self) -> set[str]:
+        """Wheel tags this target's interpreter accepts, most specific first."""
+        from packaging import tags
+
+        if self._tags is not None:
+            return set(self._tags)
+        same = (
+            self.version == sys.version_info[:2] and self.implementation == sys.implementation.name
+        )
+        if same:
+            return {str(t) for t in tags.sys_tags()}
+        platforms = list(tags.platform_tags())
+        if self.implementation == "cpython":
+            v = f"{self.version[0]}{self.version[1]}"
+            abis = [f"cp{v}t"] if self.free_threaded else [f"cp{v}", "abi3", "none"]
+            out = {str(t) for t in tags.cpython_tags(self.version, abis, platforms)}
+            out |= {str(t) for t in tags.compatible_tags(self.version, f"cp{v}", platforms)}
+            return out
+        return {str(t) for t in tags.compatible_tags(self.version, None, platforms)}
+
+
+def _read_cfg(path: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            key, sep, value = line.partition("=")
+            if sep:
+                out[key.strip().lower()] = value.strip()
+    return out
+
+
+def venv_target(venv: str, cache_root: str | None = None) -> Target:
+    """Describe the venv at *venv* from its ``pyvenv.cfg`` (no subprocess for CPython)."""
+    venv = os.path.abspath(venv)
+    cfg_path = os.path.join(venv, "pyvenv.cfg")
+    try:
+        cfg = _read_cfg(cfg_path)
+    except OSError:
+        raise TargetError(
+            f"{venv}: not a virtual environment (no pyvenv.cfg)",
+            "create one with 'python -m venv' or use --prefix/--target",
+        ) from None
+    bindir = os.path.join(venv, "Scripts" if _WINDOWS else "bin")
+    python = os.path.join(bindir, "python.exe" if _WINDOWS else "python")
+    impl = cfg.get("implementation", "cpython").lower()
+    home = cfg.get("home", "")
+    if "pypy" in home.lower() or impl not in ("cpython",):
+        return query_interpreter(python, cache_root, venv_root=venv)
+    raw_version = cfg.get("version_info") or cfg.get("version") or ""
+    try:
+        major, minor = (int(x) for x in raw_version.split(".")[:2])
+    except ValueError:
+        return query_interpreter(python, cache_root, venv_root=venv)
+    if _WINDOWS:  # pragma: no cover
+        site = os.path.join(venv, "Lib", "site-packages")
+        include = os.path.join(venv, "Include")
+    else:
+        ft = cfg.get("gil_disabled", "").lower() == "true" or "t" in cfg.get("abiflags", "")
+        pyname = f"python{major}.{minor}{'t' if ft else ''}"
+        site = os.path.join(venv, "lib", pyname, "site-packages")
+        if not os.path.isdir(site):
+            return query_interpreter(python, cache_root, venv_root=venv)
+        include = os.path.join(venv, "include", "site", f"python{major}.{minor}")
+    return Target(
+        kind="venv",
+        root=venv,
+        purelib=site,
+        platlib=site,
+        scripts=bindir,
+        headers=include,
+        data=venv,
+        python=python,
+        version=(major, minor),
+    )
+
+
+_QUERY = r"""
+import json, sys, sysconfig
+print(json.dumps({
+  "version": list(sys.version_info[:2]),
+  "implementation": sys.implementation.name,
+  "executable": sys.executable,
+  "prefix": sys.prefix,
+  "base_prefix": getattr(sys, "base_prefix", sys.prefix),
+  "paths": sysconfig.get_paths(),
+  "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+}))
+"""
+
+
+def _interpreter_info(python: str, cache_root: str | None) -> dict[str, object]:
+    try:
+        st = os.stat(python)
+    except OSError:
+        raise TargetError(
+            f"{python}: no such interpreter", "pass --python a python executable or venv"
+        ) from None
+    key = hashlib.sha256(
+        f"{os.path.realpath(python)}\0{python}\0{st.st_size}\0{st.st_mtime_ns}".encode()
+    ).hexdigest()
+    cached = os.path.join(cache_root, "interpreters", key + ".json") if cache_root else None
+    if cached:
+        try:
+            with open(cached, encoding="utf-8") as f:
+                return dict(json.load(f))
+        except (OSError, ValueError):
+            pass
+    try:
+        out = subprocess.run(
+            [python, "-I", "-c", _QUERY], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+        info = dict(json.loads(out))
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        raise TargetError(f"{python}: cannot query this interpreter ({exc})") from None
+    if cached:
+        try:
+            os.makedirs(os.path.dirname(cached), exist_ok=True)
+            tmp = f"{cached}.{os.getpid()}"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(info, f)
+            os.replace(tmp, cached)
+        except OSError:
+            pass
+    return info
+
+
+def query_interpreter(
+    python: str, cache_root: str | None = None, venv_root: str | None = None
+) -> Target:
+    info = _interpreter_info(python, cache_root)
+    paths = dict(info["paths"])  # type: ignore[call-overload]
+    version: tuple[int, ...] = tuple(info["version"])  # type: ignore[arg-type]
+    prefix = str(info["prefix"])
+    is_venv = venv_root is not None or info["prefix"] != info["base_prefix"]
+    root = venv_root or prefix
+    return Target(
+        kind="venv" if is_venv else "system",
+        root=root,
+        purelib=paths["purelib"],
+        platlib=paths["platlib"],
+        scripts=paths["scripts"],
+        headers=os.path.dirname(paths["include"])
+        if not is_venv
+        else os.path.join(root, "include", "site", f"python{version[0]}.{version[1]}"),
+        data=paths["data"],
+        python=python if is_venv else str(info["executable"]),
+        version=(int(version[0]), int(version[1])),
+        implementation=str(info["implementation"]),
+        free_threaded=bool(info.get("free_threaded")),
+    )
+
+
+def python_target(python: str, cache_root: str | None = None) -> Target:
+    """``--python PATH``: a venv directory, a venv's interpreter, or any interpreter."""
+    if os.path.isdir(python):
+        return venv_target(python, cache_root)
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(python)))
+    if os.path.isfile(os.path.join(parent, "pyvenv.cfg")):
+        target = venv_target(parent, cache_root)
+        return target
+    return query_interpreter(python, cache_root)
+
+
+def current_target() -> Target:
+    """The running interpreter's environment; an active ``VIRTUAL_ENV`` wins."""
+    venv = os.environ.get("VIRTUAL_ENV")
+    if venv and os.path.isfile(os.path.join(venv, "pyvenv.cfg")):
+        return venv_target(venv)
+    if sys.prefix != sys.base_prefix:
+        return venv_target(sys.prefix)
+    paths = sysconfig.get_paths()
+    return Target(
+        kind="system",
+        root=sys.prefix,
+        purelib=paths["purelib"],
+        platlib=paths["platlib"],
+        scripts=paths["scripts"],
+        headers=os.path.dirname(paths["include"]),
+        data=paths["data"],
+        python=sys.executable,
+        version=sys.version_info[:2],
+        implementation=sys.implementation.name,
+    )
+
+
+def prefix_target(prefix: str, base: Target | None = None) -> Target:
+    """``--prefix DIR``: the interpreter's prefix scheme rooted at *DIR*."""
+    base = base or current_target()
+    prefix = os.path.abspath(prefix)
+    scheme = "nt" if _WINDOWS else "posix_prefix"
+    v = f"{base.version[0]}.{base.version[1]}"
+    paths = sysconfig.get_paths(
+        scheme,
+        vars={
+            "base": prefix,
+            "platbase": prefix,
+            "installed_base": prefix,
+            "installed_platbase": prefix,
+            "py_version_short": v,
+            "platlibdir": "lib",
+            "abiflags": "t" if base.free_threaded else "",
+        },
+    )
+    return Target(
+        kind="prefix",
+        root=prefix,
+        purelib=paths["purelib"],
+        platlib=paths["platlib"],
+        scripts=paths["scripts"],
+        headers=os.path.join(prefix, "include", f"python{v}"),
+        data=prefix,
+        python=base.python,
+        version=base.version,
+        implementation=base.implementation,
+        free_threaded=base.free_threaded,
+    )
+
+
+def flat_target(directory: str, base: Target | None = None) -> Target:
+    """``--target DIR``: everything importable straight from *DIR*, like ``pip --target``."""
+    base = base or current_target()
+    d = os.path.abspath(directory)
+    return Target(
+        kind="target",
+        root=d,
+        purelib=d,
+        platlib=d,
+        scripts=os.path.join(d, "bin"),
+        headers=os.path.join(d, "include"),
+        data=d,
+        python=base.python,
+        version=base.version,
+        implementation=base.implementation,
+        free_threaded=base.free_threaded,
+    )
+
+
+def resolve_target(
+    target: Target | str | os.PathLike[str] | None = None,
+    *,
+    python: str | None = None,
+    prefix: str | None = None,
+    flat: str | None = None,
+    cache_root: str | None = None,
+) -> Target:
+    """Pick the target from the options the CLI and API accept (at most one)."""
+    if isinstance(target, Target):
+        return target
+    chosen = [x for x in (target, prefix, flat) if x is not None]
+    if len(chosen) > 1:
+        raise TargetError("choose at most one of a venv target, --prefix and --target")
+    if target is not None:
+        if python is not None:
+            raise TargetError("choose either a venv target or --python")
+        return python_target(os.fspath(target), cache_root)
+    base = python_target(python, cache_root) if python else None
+    if prefix is not None:
+        return prefix_target(prefix, base)
+    if flat is not None:
+        return flat_target(flat, base)
+    return base or current_target()

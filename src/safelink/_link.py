@@ -1,0 +1,215 @@
+"""The hot loop: put every planned file in place, with the guard and per-file fallback.
+
+Per file: one ``stat`` of the cached file when the guard is on (size and mtime
+must match the fingerprint), then one strategy call. Everything else (paths,
+directories, hashes, modes) was worked out when the wheel was admitted. The
+loop runs over chunks in a few threads: the syscalls release the GIL.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from . import strategies
+from ._cache import FINGERPRINT_MTIME_NS
+from ._plan import LinkRow
+from .errors import LinkFailed
+from .strategies import DirPair, Strategy
+from .strategies.probe import describe_errno
+
+STRUCTURAL = frozenset(
+    {
+        errno.EXDEV,
+        errno.EOPNOTSUPP,
+        errno.ENOTSUP,
+        errno.ENOTTY,
+        errno.EPERM,
+        errno.EINVAL,
+        errno.ENOSYS,
+        errno.EMLINK,
+    }
+)
+"""Errors that say "this mode can't work here", not "this file is bad"."""
+
+CHUNK = 512
+
+
+@dataclass
+class Fallback:
+    """One switch from a failing mode to the next one."""
+
+    from_mode: str
+    to_mode: str
+    error: str
+    path: str
+
+
+@dataclass
+class Job:
+    pair: DirPair
+    rows: Sequence[LinkRow]
+    heal: Callable[[str], None]
+    """Restore one cached file (by its source name) from the wheel."""
+
+
+@dataclass
+class LinkStats:
+    counts: dict[str, int] = field(default_factory=dict)
+    fallbacks: list[Fallback] = field(default_factory=list)
+    healed: list[str] = field(default_factory=list)
+    relinked: int = 0
+    """Cached files given a fresh inode because they hit the link-count limit."""
+
+
+class Linker:
+    """Runs jobs with one chain of strategies shared by every thread.
+
+    When a mode fails for a structural reason the whole install moves on to
+    the next mode in the chain (if fallback is allowed), so one failure costs
+    one warning, not one per file.
+    """
+
+    def __init__(
+        self,
+        chain: Sequence[str],
+        *,
+        allow_fallback: bool,
+        guard: bool,
+        displace: Callable[[DirPair, str], None],
+        threads: int = 1,
+    ) -> None:
+        self.chain = [strategies.get(m) for m in chain]
+        self.level = 0
+        self.allow_fallback = allow_fallback
+        self.guard = guard
+        self.displace = displace
+        self.threads = threads
+        self.stats = LinkStats()
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> Strategy:
+        return self.chain[self.level]
+
+    def run(self, jobs: Sequence[Job]) -> LinkStats:
+        tasks: list[tuple[Job, int, int]] = []
+        for job in jobs:
+            for i in range(0, len(job.rows), CHUNK):
+                tasks.append((job, i, min(i + CHUNK, len(job.rows))))
+        if self.threads <= 1 or len(tasks) <= 1:
+            for task in tasks:
+                self._merge(self._run_chunk(*task))
+        else:
+            with ThreadPoolExecutor(self.threads, thread_name_prefix="safelink-link") as pool:
+                for counts in pool.map(lambda t: self._run_chunk(*t), tasks):
+                    self._merge(counts)
+        return self.stats
+
+    def _merge(self, counts: dict[str, int]) -> None:
+        for k, v in counts.items():
+            self.stats.counts[k] = self.stats.counts.get(k, 0) + v
+
+    def _run_chunk(self, job: Job, start: int, stop: int) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        pair, rows = job.pair, job.rows
+        sfd = pair.src_fd
+        guard = self.guard
+        stat = os.stat
+        mtime = FINGERPRINT_MTIME_NS
+        level = self.level
+        strategy = self.chain[level]
+        link = strategy.link
+        n = 0
+        for i in range(start, stop):
+            src, dst, size, _digest, executable = rows[i]
+            if guard:
+                st = stat(src, dir_fd=sfd)
+                if st.st_size != size or st.st_mtime_ns != mtime:
+                    self._heal(job, src)
+            if level != self.level:  # another thread fell back
+                counts[strategy.name] = counts.get(strategy.name, 0) + n
+                n = 0
+                level = self.level
+                strategy = self.chain[level]
+                link = strategy.link
+            try:
+                link(pair, src, dst, executable)
+                n += 1
+            except OSError as exc:
+                used = self._slow_path(exc, job, src, dst, executable)
+                counts[used] = counts.get(used, 0) + 1
+                level = self.level
+                strategy = self.chain[level]
+                link = strategy.link
+        counts[strategy.name] = counts.get(strategy.name, 0) + n
+        return {k: v for k, v in counts.items() if v}
+
+    def _heal(self, job: Job, src: str) -> None:
+        with self._lock:
+            job.heal(src)
+            self.stats.healed.append(os.path.join(job.pair.src_root, src))
+
+    def _slow_path(self, exc: OSError, job: Job, src: str, dst: str, executable: bool) -> str:
+        """Handle one failed link; return the mode that finally placed the file."""
+        pair = job.pair
+        for _attempt in range(len(self.chain) + 3):
+            strategy = self.current
+            code = exc.errno
+            if code == errno.EEXIST:
+                # Something is already there: move it aside (rollback can restore it),
+                # never write through it.
+                self.displace(pair, dst)
+            elif code == errno.EMLINK and strategy.shares_inode:
+                self._fresh_inode(pair, src)
+                with self._lock:
+                    self.stats.relinked += 1
+            elif code in STRUCTURAL:
+                self._fall_back(strategy, exc, os.path.join(pair.dst_root, dst))
+            else:
+                raise exc
+            try:
+                self.current.link(pair, src, dst, executable)
+                return self.current.name
+            except OSError as again:
+                exc = again
+        raise exc
+
+    def _fall_back(self, failed: Strategy, exc: OSError, path: str) -> None:
+        with self._lock:
+            if self.current is not failed:
+                return  # another thread already moved on
+            if not self.allow_fallback or self.level + 1 >= len(self.chain):
+                nxt = "copy" if failed.name != "copy" else None
+                raise LinkFailed(
+                    f"link mode {failed.name!r} failed for {path}: {describe_errno(exc)}",
+                    f"use --link-mode {nxt} or --allow-fallback" if nxt else None,
+                ) from None
+            self.level += 1
+            self.stats.fallbacks.append(
+                Fallback(failed.name, self.current.name, describe_errno(exc), path)
+            )
+
+    def _fresh_inode(self, pair: DirPair, src: str) -> None:
+        """EMLINK: give the cached file a new inode (same bytes, mode, mtime) and link that."""
+        from .strategies.copy import copy_fd
+
+        tmp = f"{src}.relink-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+        sfd = os.open(src, os.O_RDONLY, dir_fd=pair.src_fd)
+        try:
+            st = os.fstat(sfd)
+            dfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=pair.src_fd)
+            try:
+                copy_fd(sfd, dfd)
+                os.fchmod(dfd, st.st_mode & 0o7777)
+                os.utime(dfd, ns=(st.st_atime_ns, st.st_mtime_ns))
+            finally:
+                os.close(dfd)
+        finally:
+            os.close(sfd)
+        os.replace(tmp, src, src_dir_fd=pair.src_fd, dst_dir_fd=pair.src_fd)

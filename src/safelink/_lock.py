@@ -1,0 +1,69 @@
+"""Advisory inter-process file locks with a timeout.
+
+Cache entries and environments are shared by concurrent processes. A lock is a
+file opened once and locked with ``flock`` (``msvcrt.locking`` on Windows); the
+kernel drops it when the process dies, so a crash never leaves a stale lock.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows runners
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+class LockTimeout(Exception):
+    """The lock was not acquired within the timeout."""
+
+
+@contextmanager
+def file_lock(path: str, timeout: float | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on *path* (created if missing) for the ``with`` body.
+
+    ``timeout=None`` waits forever. Polls with a short back-off: locks here are
+    held for milliseconds to seconds, and polling keeps the code portable.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.001
+        while not _try_lock(fd):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise LockTimeout(path)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        try:
+            yield
+        finally:
+            _unlock(fd)
+    finally:
+        os.close(fd)

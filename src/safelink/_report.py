@@ -1,0 +1,68 @@
+"""What an install did, for people (one line) and for tools (JSON)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ._link import Fallback
+
+
+@dataclass
+class InstalledWheel:
+    name: str
+    version: str
+    filename: str
+    sha256: str
+    files: int
+    admitted: bool
+    """True if this install unpacked the wheel into the cache (a cold cache)."""
+    replaced: str | None = None
+    """Version of the distribution this install replaced, if any."""
+
+
+@dataclass
+class InstallReport:
+    """The outcome of :func:`safelink.install`."""
+
+    target: str
+    wheels: list[InstalledWheel] = field(default_factory=list)
+    files_by_mode: dict[str, int] = field(default_factory=dict)
+    fallbacks: list[Fallback] = field(default_factory=list)
+    healed: list[str] = field(default_factory=list)
+    """Cached files found modified (written through a hardlink) and restored first."""
+    relinked: int = 0
+    fresh_files: int = 0
+    """Files written new for this target (scripts, RECORD, metadata, bytecode)."""
+    link_mode: str = ""
+    """The mode chosen for this install (``auto`` resolves to one of the others)."""
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> int:
+        return sum(self.files_by_mode.values()) + self.fresh_files
+
+    @property
+    def seconds(self) -> float:
+        return self.timings.get("total", 0.0)
+
+    def summary(self) -> str:
+        n = len(self.wheels)
+        modes = dict(self.files_by_mode)
+        if self.fresh_files:
+            modes["written"] = self.fresh_files
+        parts = ", ".join(f"{k} {v:,}" for k, v in sorted(modes.items(), key=lambda kv: -kv[1]))
+        line = (
+            f"Installed {n} wheel{'s' if n != 1 else ''}, {self.files:,} files "
+            f"in {self.seconds:.2f} s ({parts})"
+        )
+        if self.healed:
+            line += f"; healed {len(self.healed)} modified cache file(s)"
+        return line
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["files"] = self.files
+        d["summary"] = self.summary()
+        return d

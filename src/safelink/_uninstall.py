@@ -1,0 +1,179 @@
+"""Removing an installed distribution by its RECORD, never outside the environment.
+
+RECORD files of installed distributions are untrusted too (any installer, any
+wheel wrote them): every path is resolved and must stay inside the target's
+root, or nothing at all is removed.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from packaging.utils import canonicalize_name
+
+from ._environment import Target
+from .errors import SafelinkError
+
+
+@dataclass(frozen=True)
+class Installed:
+    name: str
+    version: str
+    dist_info: str
+    """Absolute path of the ``.dist-info`` directory."""
+
+
+def find_installed(target: Target, name: str) -> list[Installed]:
+    """Every installed ``.dist-info`` in the target's site dirs for project *name*."""
+    want = canonicalize_name(name)
+    out = []
+    for site in target.site_dirs:
+        try:
+            names = os.listdir(site)
+        except FileNotFoundError:
+            continue
+        for entry in names:
+            if not entry.endswith(".dist-info"):
+                continue
+            dist, _, version = entry[: -len(".dist-info")].rpartition("-")
+            if dist and canonicalize_name(dist) == want:
+                out.append(Installed(dist, version, os.path.join(site, entry)))
+    return out
+
+
+def _inside(root: str, path: str) -> bool:
+    parent = os.path.realpath(os.path.dirname(path))
+    try:
+        return os.path.commonpath([root, parent]) == root
+    except ValueError:
+        return False
+
+
+def record_paths(target: Target, inst: Installed) -> list[str]:
+    """Absolute paths the distribution's RECORD lists, all checked to be inside the target."""
+    site = os.path.dirname(inst.dist_info)
+    root = os.path.realpath(target.root)
+    paths: list[str] = []
+    try:
+        with open(os.path.join(inst.dist_info, "RECORD"), encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f))
+    except FileNotFoundError:
+        raise SafelinkError(
+            f"{inst.dist_info} has no RECORD; cannot uninstall {inst.name} safely",
+            "remove it by hand",
+        ) from None
+    for row in rows:
+        if not row or not row[0]:
+            continue
+        rel = row[0]
+        if "\x00" in rel:
+            raise _escape(inst, rel)
+        path = os.path.normpath(os.path.join(site, rel))
+        if os.path.isabs(rel) or not _inside(root, path) or os.path.realpath(path) == root:
+            raise _escape(inst, rel)
+        paths.append(path)
+    paths.append(os.path.join(inst.dist_info, "RECORD"))
+    return paths
+
+
+def _escape(inst: Installed, rel: str) -> SafelinkError:
+    return SafelinkError(
+        f"RECORD of installed {inst.name} {inst.version} lists {rel!r}, outside the environment; "
+        "refusing to uninstall it",
+        f"inspect {inst.dist_info}/RECORD",
+    )
+
+
+def remove_distribution(target: Target, inst: Installed, remove: Callable[[str], None]) -> int:
+    """Remove every RECORD-listed file (and its bytecode) with *remove*; prune empty dirs."""
+    paths = record_paths(target, inst)  # validates all before touching anything
+    dirs: set[str] = set()
+    n = 0
+    for path in paths:
+        if os.path.lexists(path) and not (os.path.isdir(path) and not os.path.islink(path)):
+            remove(path)
+            n += 1
+        parent = os.path.dirname(path)
+        dirs.add(parent)
+        if path.endswith(".py"):
+            cache = os.path.join(parent, "__pycache__")
+            stem = os.path.basename(path)[:-3] + "."
+            try:
+                for name in os.listdir(cache):
+                    if name.startswith(stem) and name.endswith(".pyc"):
+                        remove(os.path.join(cache, name))
+            except OSError:
+                pass
+            dirs.add(cache)
+    keep = {
+        os.path.realpath(p)
+        for p in (
+            target.root,
+            target.purelib,
+            target.platlib,
+            target.scripts,
+            target.headers,
+            target.data,
+        )
+    }
+    for d in sorted(dirs, key=lambda p: -p.count(os.sep)):
+        while os.path.realpath(d) not in keep and _inside(os.path.realpath(target.root), d):
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
+            d = os.path.dirname(d)
+    return n
+
+
+def uninstall(
+    names: list[str],
+    target: Target | str | os.PathLike[str] | None = None,
+    *,
+    python: str | None = None,
+    prefix: str | None = None,
+    flat_target: str | None = None,
+    lock_timeout: float | None = None,
+    missing_ok: bool = False,
+) -> list[Installed]:
+    """Remove the named distributions from *target* by their RECORD files.
+
+    All-or-nothing: files are moved aside first and deleted only when every
+    distribution was removed. The cache is never touched.
+    """
+    from ._environment import resolve_target
+    from ._lock import LockTimeout, file_lock
+    from ._transaction import LOCK, Transaction, recover
+    from .errors import EnvironmentBusy, NotInstalled
+
+    tgt = resolve_target(target, python=python, prefix=prefix, flat=flat_target)
+    found: list[Installed] = []
+    for name in names:
+        insts = find_installed(tgt, name)
+        if not insts and not missing_ok:
+            raise NotInstalled(f"{name} is not installed in {tgt.root}")
+        found.extend(insts)
+    if not found:
+        return []
+    timeout = 120.0 if lock_timeout is None else lock_timeout
+    try:
+        with file_lock(os.path.join(tgt.root, LOCK), timeout=timeout):
+            recover(tgt)
+            txn = Transaction(tgt, [])
+            txn.begin()
+            try:
+                for inst in found:
+                    remove_distribution(tgt, inst, txn.displace)
+            except BaseException:
+                txn.rollback()
+                raise
+            txn.commit()
+    except LockTimeout:
+        raise EnvironmentBusy(
+            f"environment {tgt.root} is being modified by another safelink process",
+            "try again when it has finished",
+        ) from None
+    return found

@@ -1,0 +1,294 @@
+"""Reading and validating untrusted wheels.
+
+Everything here runs *before* a single byte is written: a wheel is refused
+whole if any member name is unsafe, if RECORD and the archive disagree, if a
+hash algorithm is weak, or if its metadata does not match its filename. Hashes
+and sizes are checked while the members are streamed into the cache (see
+:mod:`safelink._cache`), so the data is read only once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import stat
+import unicodedata
+import zipfile
+from dataclasses import dataclass
+from email.parser import HeaderParser
+from pathlib import PurePosixPath
+
+from packaging.tags import Tag
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+from .errors import InvalidWheel, UnsafeWheel, WheelTooLarge
+
+SCHEMES = ("purelib", "platlib", "scripts", "headers", "data")
+"""The install schemes a wheel's ``.data`` directory may name (PEP 427)."""
+
+ALLOWED_HASHES = frozenset(
+    {"sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512", "blake2b"}
+)
+"""RECORD hash algorithms we accept: sha256 or stronger, as PEP 376 and pip require."""
+
+DEFAULT_MAX_UNPACKED = 8 * 1024**3
+"""Zip-bomb cap on the declared unpacked size of one wheel (override: ``max_unpacked``)."""
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_SCRIPT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
+_ENTRY_VALUE = re.compile(
+    r"^(?P<module>[\w.]+)\s*(:\s*(?P<attrs>[\w.]+)\s*)?(?P<extras>\[.*\])?\s*$"
+)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One regular file of the wheel, validated against RECORD."""
+
+    name: str
+    """Archive name, a safe relative POSIX path."""
+    hash_name: str
+    hash_hex: str
+    size: int
+    executable: bool
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    name: str
+    module: str
+    attr: str
+    section: str  # "console" or "gui"
+
+
+@dataclass(frozen=True)
+class WheelInfo:
+    """What validation learned about a wheel; everything the plan needs."""
+
+    filename: str
+    name: NormalizedName
+    version: Version
+    tags: frozenset[Tag]
+    dist_info: str
+    data_dir: str
+    root_is_purelib: bool
+    members: tuple[Member, ...]
+    entry_points: tuple[EntryPoint, ...]
+
+    @property
+    def record_path(self) -> str:
+        return f"{self.dist_info}/RECORD"
+
+
+def _unsafe(filename: str, member: str, why: str) -> UnsafeWheel:
+    return UnsafeWheel(
+        f"{filename}: unsafe member {member!r}: {why}",
+        "refusing the whole wheel; nothing was written",
+    )
+
+
+def check_member_name(filename: str, name: str) -> PurePosixPath:
+    """Return *name* as a safe relative path, or raise :class:`UnsafeWheel`.
+
+    Rejects what could land outside the target on any OS: absolute paths,
+    drive letters, backslashes (a separator on Windows), ``..``/``.``/empty
+    components and NUL bytes.
+    """
+    if "\x00" in name:
+        raise _unsafe(filename, name, "contains a NUL byte")
+    if "\\" in name:
+        raise _unsafe(filename, name, "contains a backslash")
+    if name.startswith("/") or _DRIVE.match(name):
+        raise _unsafe(filename, name, "is an absolute path")
+    parts = name.rstrip("/").split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise _unsafe(filename, name, "has an empty, '.' or '..' path component")
+    return PurePosixPath(*parts)
+
+
+def _file_type_ok(info: zipfile.ZipInfo) -> bool:
+    mode = info.external_attr >> 16
+    if info.create_system != 3 or mode == 0:  # not Unix, or no mode: a plain file
+        return True
+    kind = stat.S_IFMT(mode)
+    return kind in (0, stat.S_IFREG, stat.S_IFDIR)
+
+
+def _norm(name: str) -> str:
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> WheelInfo:
+    """Validate the archive's structure and metadata; return a :class:`WheelInfo`."""
+    try:
+        name, version, _build, tags = parse_wheel_filename(filename)
+    except (InvalidWheelFilename, ValueError) as exc:
+        raise InvalidWheel(f"{filename}: not a valid wheel filename: {exc}") from None
+
+    infos: dict[str, zipfile.ZipInfo] = {}
+    seen_norm: dict[str, str] = {}
+    total = 0
+    for info in zf.infolist():
+        raw = info.filename
+        check_member_name(filename, raw)
+        if not _file_type_ok(info):
+            raise _unsafe(filename, raw, "is a symlink, hardlink or device file")
+        if info.is_dir():
+            continue
+        if raw in infos:
+            raise InvalidWheel(f"{filename}: duplicate member {raw!r}")
+        key = _norm(raw)
+        if key in seen_norm:
+            raise _unsafe(
+                filename,
+                raw,
+                f"collides with {seen_norm[key]!r} on case-insensitive or normalising filesystems",
+            )
+        seen_norm[key] = raw
+        infos[raw] = info
+        total += info.file_size
+    cap = DEFAULT_MAX_UNPACKED if max_unpacked is None else max_unpacked
+    if total > cap:
+        raise WheelTooLarge(
+            f"{filename}: unpacks to {total:,} bytes, more than the cap of {cap:,}",
+            "raise it with --max-unpacked-size if the wheel is trusted",
+        )
+
+    top = {n.split("/", 1)[0] for n in infos}
+    dist_infos = sorted(t for t in top if t.endswith(".dist-info"))
+    if len(dist_infos) != 1:
+        raise InvalidWheel(
+            f"{filename}: expected one .dist-info directory, found {len(dist_infos)}"
+        )
+    dist_info = dist_infos[0]
+    di_name, _, di_version = dist_info[: -len(".dist-info")].rpartition("-")
+    try:
+        di_ok = canonicalize_name(di_name) == name and Version(di_version) == version
+    except ValueError:
+        di_ok = False
+    if not di_ok:
+        raise InvalidWheel(
+            f"{filename}: .dist-info directory {dist_info!r} does not match the filename"
+        )
+    data_dir = dist_info[: -len(".dist-info")] + ".data"
+
+    wheel_meta = _read_text(zf, infos, filename, f"{dist_info}/WHEEL")
+    headers = HeaderParser().parsestr(wheel_meta)
+    wv = headers.get("Wheel-Version", "")
+    if not wv.startswith("1."):
+        raise InvalidWheel(f"{filename}: unsupported Wheel-Version {wv!r}")
+    purelib = headers.get("Root-Is-Purelib", "").strip().lower() == "true"
+
+    record_path = f"{dist_info}/RECORD"
+    record = _read_text(zf, infos, filename, record_path)
+    rows: dict[str, tuple[str, str, int]] = {}
+    try:
+        for row in csv.reader(io.StringIO(record)):
+            if not row:
+                continue
+            if len(row) != 3:
+                raise InvalidWheel(f"{filename}: malformed RECORD row {row!r}")
+            path, digest, size = row
+            if path in rows:
+                raise InvalidWheel(f"{filename}: RECORD lists {path!r} twice")
+            if path == record_path or path.startswith(f"{dist_info}/RECORD."):
+                continue
+            algo, sep, hexdigest = digest.partition("=")
+            if not sep or not hexdigest or not size.isdigit():
+                raise InvalidWheel(f"{filename}: RECORD row for {path!r} lacks a hash or size")
+            if algo not in ALLOWED_HASHES:
+                raise InvalidWheel(
+                    f"{filename}: RECORD uses weak or unknown hash {algo!r} for {path!r}"
+                )
+            rows[path] = (algo, hexdigest, int(size))
+    except csv.Error as exc:
+        raise InvalidWheel(f"{filename}: malformed RECORD: {exc}") from None
+
+    members: list[Member] = []
+    for raw, info in infos.items():
+        if raw == record_path or raw.startswith(f"{dist_info}/RECORD."):
+            continue
+        rec = rows.pop(raw, None)
+        if rec is None:
+            raise InvalidWheel(f"{filename}: member {raw!r} is not listed in RECORD")
+        if rec[2] != info.file_size:
+            raise InvalidWheel(
+                f"{filename}: size of {raw!r} is {info.file_size}, RECORD says {rec[2]}"
+            )
+        if raw.startswith(data_dir + "/"):
+            parts = raw.split("/", 2)
+            if len(parts) < 3 or parts[1] not in SCHEMES:
+                raise InvalidWheel(f"{filename}: {raw!r} is in an unknown .data scheme")
+        mode = info.external_attr >> 16
+        executable = bool(mode & 0o111) or raw.startswith(f"{data_dir}/scripts/")
+        members.append(Member(raw, rec[0], rec[1], rec[2], executable))
+    if rows:
+        missing = sorted(rows)[0]
+        raise InvalidWheel(f"{filename}: RECORD lists {missing!r}, which is not in the archive")
+
+    eps: tuple[EntryPoint, ...] = ()
+    ep_path = f"{dist_info}/entry_points.txt"
+    if ep_path in infos:
+        eps = parse_entry_points(filename, _read_text(zf, infos, filename, ep_path))
+    return WheelInfo(
+        filename=filename,
+        name=name,
+        version=version,
+        tags=frozenset(tags),
+        dist_info=dist_info,
+        data_dir=data_dir,
+        root_is_purelib=purelib,
+        members=tuple(members),
+        entry_points=eps,
+    )
+
+
+def _read_text(
+    zf: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo], filename: str, path: str
+) -> str:
+    if path not in infos:
+        raise InvalidWheel(f"{filename}: missing {path}")
+    if infos[path].file_size > 64 * 1024**2:
+        raise InvalidWheel(f"{filename}: {path} is implausibly large")
+    try:
+        return zf.read(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidWheel(f"{filename}: {path} is not UTF-8") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise InvalidWheel(f"{filename}: corrupt archive reading {path}: {exc}") from None
+
+
+def parse_entry_points(filename: str, text: str) -> tuple[EntryPoint, ...]:
+    """Parse console/gui scripts; refuse names that are not plain file names."""
+    from configparser import ConfigParser, Error
+
+    parser = ConfigParser(delimiters=("=",), interpolation=None, strict=False)
+    parser.optionxform = str  # type: ignore[assignment, method-assign]
+    try:
+        parser.read_string(text)
+    except Error as exc:
+        first = str(exc).splitlines()[0]
+        raise InvalidWheel(f"{filename}: bad entry_points.txt: {first}") from None
+    out: list[EntryPoint] = []
+    for section, kind in (("console_scripts", "console"), ("gui_scripts", "gui")):
+        if not parser.has_section(section):
+            continue
+        for ep_name, value in parser.items(section):
+            if not _SCRIPT_NAME.match(ep_name) or ep_name in (".", ".."):
+                raise UnsafeWheel(
+                    f"{filename}: entry point name {ep_name!r} is not a plain file name",
+                    "refusing the whole wheel; nothing was written",
+                )
+            match = _ENTRY_VALUE.match(value)
+            if not match or not match.group("attrs"):
+                raise InvalidWheel(f"{filename}: bad entry point {ep_name} = {value!r}")
+            out.append(EntryPoint(ep_name, match.group("module"), match.group("attrs"), kind))
+    return tuple(out)

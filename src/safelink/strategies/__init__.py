@@ -1,0 +1,115 @@
+"""Link strategies: one small protocol, a registry, and the built-in modes.
+
+A strategy puts one cached file at one destination. It gets directory file
+descriptors (opened once per scheme) and names relative to them, so the hot
+loop does no path building. A strategy raises ``OSError`` when it cannot do
+the job; the caller decides whether to fall back (see :mod:`safelink._link`).
+
+Third parties register a strategy through the ``safelink.strategies`` entry
+point group; the entry point names a class (or instance) implementing
+:class:`Strategy`, selectable with ``--link-mode NAME``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class DirPair:
+    """A cache directory and a target directory, each opened once."""
+
+    src_root: str
+    src_fd: int
+    dst_root: str
+    dst_fd: int
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """How to put one cached file into an environment.
+
+    ``name`` selects it on the command line. ``shares_inode`` is true when the
+    installed file *is* the cached file (a hardlink): writes through it would
+    reach the cache, so the guard applies. ``isolated`` is true when nothing
+    done to the installed file can reach the cache (clone, copy).
+    """
+
+    name: ClassVar[str]
+    shares_inode: ClassVar[bool]
+    isolated: ClassVar[bool]
+
+    def link(self, pair: DirPair, src: str, dst: str, executable: bool) -> None:
+        """Create *dst* (relative to ``pair.dst_fd``) from *src* (relative to ``pair.src_fd``).
+
+        Must create *dst* exclusively (never write through an existing file),
+        leave no partial *dst* on failure, and raise ``OSError`` with the errno
+        of the underlying failure.
+        """
+        ...
+
+
+_REGISTRY: dict[str, Strategy] = {}
+_PLUGINS_LOADED = False
+
+
+def register(strategy: Strategy, *, replace: bool = False) -> None:
+    """Make *strategy* selectable by its name."""
+    if strategy.name in _REGISTRY and not replace:
+        raise ValueError(f"a link strategy named {strategy.name!r} is already registered")
+    _REGISTRY[strategy.name] = strategy
+
+
+def _load_plugins() -> None:
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="safelink.strategies"):
+        if ep.name in _REGISTRY:
+            continue
+        obj = ep.load()
+        strategy = obj() if isinstance(obj, type) else obj
+        if not isinstance(strategy, Strategy):
+            raise TypeError(f"entry point {ep.name} = {ep.value} is not a safelink Strategy")
+        _REGISTRY[ep.name] = strategy
+
+
+def get(name: str) -> Strategy:
+    """The strategy registered as *name* (built-ins first, then plugins)."""
+    _ensure_builtins()
+    if name not in _REGISTRY:
+        _load_plugins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        from ..errors import SafelinkError
+
+        raise SafelinkError(
+            f"unknown link mode {name!r}",
+            f"choose one of: auto, {', '.join(names())}",
+        ) from None
+
+
+def names() -> list[str]:
+    _ensure_builtins()
+    _load_plugins()
+    return list(_REGISTRY)
+
+
+def _ensure_builtins() -> None:
+    if "copy" in _REGISTRY:
+        return
+    from .clone import CloneStrategy
+    from .copy import CopyStrategy
+    from .hardlink import HardlinkStrategy
+    from .symlink import SymlinkStrategy
+
+    for s in (CloneStrategy(), HardlinkStrategy(), CopyStrategy(), SymlinkStrategy()):
+        _REGISTRY.setdefault(s.name, s)
+
+
+__all__ = ["DirPair", "Strategy", "get", "names", "register"]

@@ -1,0 +1,76 @@
+"""Copy: the always-works fallback, done in the kernel where possible.
+
+``copy_file_range`` (which btrfs and XFS turn into a reflink by themselves),
+then ``sendfile``, then a plain read/write loop. The destination is created
+with ``O_EXCL`` and removed again if anything fails.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import ClassVar
+
+from . import DirPair
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+_CHUNK = 1 << 30
+_HAS_CFR = hasattr(os, "copy_file_range")
+_HAS_SENDFILE = hasattr(os, "sendfile")
+_NO_FAST = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF}
+
+
+def copy_fd(sfd: int, dfd: int) -> None:
+    """Copy all of *sfd* to *dfd* with the cheapest call that works here."""
+    global _HAS_CFR, _HAS_SENDFILE
+    if _HAS_CFR:
+        try:
+            while os.copy_file_range(sfd, dfd, _CHUNK):
+                pass
+            return
+        except OSError as exc:
+            if exc.errno not in _NO_FAST:
+                raise
+            if exc.errno == errno.ENOSYS:
+                _HAS_CFR = False
+            os.lseek(sfd, 0, os.SEEK_SET)
+            os.lseek(dfd, 0, os.SEEK_SET)
+            os.ftruncate(dfd, 0)
+    if _HAS_SENDFILE:
+        try:
+            offset = 0
+            while n := os.sendfile(dfd, sfd, offset, _CHUNK):
+                offset += n
+            return
+        except OSError as exc:
+            if exc.errno not in _NO_FAST:
+                raise
+            _HAS_SENDFILE = False
+            os.lseek(sfd, 0, os.SEEK_SET)
+            os.lseek(dfd, 0, os.SEEK_SET)
+            os.ftruncate(dfd, 0)
+    while data := os.read(sfd, 1 << 20):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(dfd, view) :]
+
+
+class CopyStrategy:
+    name: ClassVar[str] = "copy"
+    shares_inode: ClassVar[bool] = False
+    isolated: ClassVar[bool] = True
+
+    def link(self, pair: DirPair, src: str, dst: str, executable: bool) -> None:
+        sfd = os.open(src, _READ, dir_fd=pair.src_fd)
+        try:
+            dfd = os.open(dst, _CREATE, 0o777 if executable else 0o666, dir_fd=pair.dst_fd)
+            try:
+                copy_fd(sfd, dfd)
+            except BaseException:
+                os.close(dfd)
+                os.unlink(dst, dir_fd=pair.dst_fd)
+                raise
+            os.close(dfd)
+        finally:
+            os.close(sfd)

@@ -1,0 +1,21 @@
+"""Hardlink: one ``link()`` per file; fastest, but the installed file *is* the cached one.
+
+Only safe with the guard (see :mod:`safelink._guard`): cached files are
+read-only with a fixed mtime, and are checked before being handed on.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import ClassVar
+
+from . import DirPair
+
+
+class HardlinkStrategy:
+    name: ClassVar[str] = "hardlink"
+    shares_inode: ClassVar[bool] = True
+    isolated: ClassVar[bool] = False
+
+    def link(self, pair: DirPair, src: str, dst: str, executable: bool) -> None:
+        os.link(src, dst, src_dir_fd=pair.src_fd, dst_dir_fd=pair.dst_fd, follow_symlinks=False)

@@ -1,0 +1,158 @@
+"""Capability probes: what each mode really does between a cache and a target.
+
+Real trial operations in the two actual directories, not guesses from
+filesystem names (overlayfs, bind mounts, NFS and FUSE all lie in names). The
+answer is remembered per (cache filesystem, target filesystem) pair, in memory
+and in the cache, so later processes skip the probe. Trial files carry the
+prober's pid in their name; a probe first sweeps trial files of dead
+processes, so even a probe killed mid-way leaves nothing behind for long.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+from dataclasses import dataclass
+
+from . import DirPair, get
+
+PROBED_MODES = ("clone", "hardlink", "copy", "symlink")
+_PREFIX = ".safelink-probe-"
+_memory: dict[str, ProbeResult] = {}
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Per mode: ``None`` if it worked, else the error it gave (``"EXDEV: ..."``)."""
+
+    modes: dict[str, str | None]
+    same_filesystem: bool
+
+    def works(self, mode: str) -> bool:
+        return mode in self.modes and self.modes[mode] is None
+
+    def to_json(self) -> str:
+        return json.dumps({"modes": self.modes, "same_filesystem": self.same_filesystem})
+
+
+def describe_errno(exc: OSError) -> str:
+    code = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    return f"{code}: {exc.strerror or exc}"
+
+
+def _fs_key(path: str) -> str:
+    st = os.stat(path)
+    try:
+        fsid = os.statvfs(path).f_fsid
+    except (OSError, AttributeError):
+        fsid = 0
+    return f"{st.st_dev:x}.{fsid:x}"
+
+
+def pair_key(cache_dir: str, target_dir: str) -> str:
+    return f"{_fs_key(cache_dir)}-{_fs_key(target_dir)}"
+
+
+def _pid_of(name: str) -> int | None:
+    rest = name[len(_PREFIX) :].split("-", 1)[0]
+    return int(rest) if rest.isdigit() else None
+
+
+def sweep(directory: str) -> None:
+    """Remove trial files that a killed probe left in *directory*."""
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        pid = _pid_of(name)
+        if pid is None or pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
+
+
+def run_probe(scratch_dir: str, target_dir: str) -> ProbeResult:
+    """Try every mode once from *scratch_dir* (inside the cache) into *target_dir*."""
+    sweep(scratch_dir)
+    sweep(target_dir)
+    stamp = f"{_PREFIX}{os.getpid()}-{time.monotonic_ns()}"
+    src = stamp + "-src"
+    modes: dict[str, str | None] = {}
+    sfd = os.open(scratch_dir, os.O_RDONLY)
+    dfd = os.open(target_dir, os.O_RDONLY)
+    try:
+        fd = os.open(src, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444, dir_fd=sfd)
+        try:
+            os.write(fd, b"safelink link-mode probe\n" * 200)
+        finally:
+            os.close(fd)
+        pair = DirPair(scratch_dir, sfd, target_dir, dfd)
+        for mode in PROBED_MODES:
+            dst = f"{stamp}-{mode}"
+            try:
+                get(mode).link(pair, src, dst, False)
+            except OSError as exc:
+                modes[mode] = describe_errno(exc)
+            else:
+                modes[mode] = None
+            finally:
+                try:
+                    os.unlink(dst, dir_fd=dfd)
+                except OSError:
+                    pass
+        os.unlink(src, dir_fd=sfd)
+    finally:
+        os.close(sfd)
+        os.close(dfd)
+    same = os.stat(scratch_dir).st_dev == os.stat(target_dir).st_dev
+    return ProbeResult(modes, same)
+
+
+def probe(cache_root: str, target_dir: str, *, refresh: bool = False) -> ProbeResult:
+    """The remembered probe for this pair of filesystems, running it if needed."""
+    scratch = os.path.join(cache_root, "tmp")
+    os.makedirs(scratch, exist_ok=True)
+    key = pair_key(scratch, target_dir)
+    if not refresh and key in _memory:
+        return _memory[key]
+    store = os.path.join(cache_root, "probes", key + ".json")
+    if not refresh:
+        try:
+            with open(store, encoding="utf-8") as f:
+                d = json.load(f)
+            result = ProbeResult(dict(d["modes"]), bool(d["same_filesystem"]))
+            _memory[key] = result
+            return result
+        except (OSError, ValueError, KeyError):
+            pass
+    result = run_probe(scratch, target_dir)
+    _memory[key] = result
+    try:
+        os.makedirs(os.path.dirname(store), exist_ok=True)
+        tmp = f"{store}.{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(result.to_json())
+        os.replace(tmp, store)
+    except OSError:
+        pass
+    return result
+
+
+def forget(key: str | None = None) -> None:
+    """Drop remembered probes from memory (all, or one pair)."""
+    if key is None:
+        _memory.clear()
+    else:
+        _memory.pop(key, None)

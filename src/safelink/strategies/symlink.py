@@ -1,0 +1,17 @@
+"""Symlink: absolute links into the cache. Explicit only: cleaning the cache breaks them."""
+
+from __future__ import annotations
+
+import os
+from typing import ClassVar
+
+from . import DirPair
+
+
+class SymlinkStrategy:
+    name: ClassVar[str] = "symlink"
+    shares_inode: ClassVar[bool] = False
+    isolated: ClassVar[bool] = False
+
+    def link(self, pair: DirPair, src: str, dst: str, executable: bool) -> None:
+        os.symlink(pair.src_root + os.sep + src, dst, dir_fd=pair.dst_fd)
