@@ -34,10 +34,10 @@ from ._cache import Cache, Entry
 from ._environment import Target, resolve_target
 from ._guard import Guard, hardlink_allowed
 from ._link import Job, Linker
-from ._lock import LockTimeout, file_lock
+from ._lock import LockTimeout, env_lock_path, file_lock
 from ._plan import Plan
 from ._report import InstalledWheel, InstallReport
-from ._transaction import LOCK, Transaction, recover
+from ._transaction import Transaction, recover
 from ._uninstall import find_installed, remove_distribution
 from .errors import (
     EnvironmentBusy,
@@ -46,8 +46,7 @@ from .errors import (
     TargetError,
 )
 from .strategies import DirPair
-from .strategies.auto import chain_for, choose
-from .strategies.probe import probe
+from .strategies.auto import decide
 
 log = logging.getLogger("safelink")
 
@@ -147,7 +146,7 @@ def install(
         else float(os.environ.get("SAFELINK_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT))
     )
     try:
-        with file_lock(os.path.join(tgt.root, LOCK), timeout=timeout):
+        with file_lock(env_lock_path(tgt.root), timeout=timeout):
             if recover(tgt):
                 report.warnings.append(f"rolled back an interrupted install in {tgt.root}")
             _install_locked(
@@ -230,14 +229,13 @@ def _install_locked(
     progress: ProgressCallback | None,
 ) -> None:
     t1 = time.perf_counter()
-    chain, mode = _choose_chain(cache, tgt, link_mode, guard)
-    report.link_mode = mode
-    fallback = allow_fallback if allow_fallback is not None else link_mode == "auto"
-    if mode == "symlink":
-        report.warnings.append(
-            f"files are symlinks into the cache at {cache.base}: cleaning the cache breaks "
-            "this environment"
-        )
+    strategies.get(link_mode) if link_mode != "auto" else None  # unknown names fail here
+    decision = decide(cache.root, cache.base, tgt.purelib, link_mode,
+                      hardlink_allowed=hardlink_allowed(guard, cache.root, tgt.root),
+                      allow_fallback=allow_fallback)
+    chain, fallback = decision.chain, decision.allow_fallback
+    report.link_mode = decision.mode
+    report.warnings.extend(decision.warnings)
 
     plans = [e.plan for _, e, _ in entries]
     txn = Transaction(tgt, [_journal_plan(tgt, p) for p in plans])
@@ -299,23 +297,6 @@ def _install_locked(
             raise _os_error(exc, tgt) from None
         raise
     txn.commit()
-
-
-def _choose_chain(
-    cache: Cache, tgt: Target, link_mode: str, guard: Guard
-) -> tuple[tuple[str, ...], str]:
-    allowed = hardlink_allowed(guard, cache.root, tgt.root)
-    if link_mode == "auto":
-        result = probe(cache.root, tgt.purelib)
-        mode = choose(result, hardlink_allowed=allowed)
-        return chain_for(mode, hardlink_allowed=allowed), mode
-    strategies.get(link_mode)  # unknown names fail here, with the list of known ones
-    if link_mode == "hardlink" and not allowed:
-        raise SafelinkError(
-            "--guard strict refuses hardlinks here: the cache or the target is not owned by you",
-            "use --link-mode copy or a --guard other than strict",
-        )
-    return chain_for(link_mode, hardlink_allowed=allowed), link_mode
 
 
 def _journal_plan(tgt: Target, plan: Plan) -> dict[str, object]:

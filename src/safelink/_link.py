@@ -142,6 +142,8 @@ class Linker:
                 link(pair, src, dst, executable)
                 n += 1
             except OSError as exc:
+                counts[strategy.name] = counts.get(strategy.name, 0) + n
+                n = 0
                 used = self._slow_path(exc, job, src, dst, executable)
                 counts[used] = counts.get(used, 0) + 1
                 level = self.level

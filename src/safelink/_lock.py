@@ -47,12 +47,15 @@ class LockTimeout(Exception):
 
 @contextmanager
 def file_lock(path: str, timeout: float | None = None) -> Iterator[None]:
-    """Hold an exclusive lock on *path* (created if missing) for the ``with`` body.
+    """Hold an exclusive lock on *path* (a directory, or a file created if missing).
 
     ``timeout=None`` waits forever. Polls with a short back-off: locks here are
     held for milliseconds to seconds, and polling keeps the code portable.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    if os.path.isdir(path):  # POSIX can lock a directory itself: no lock file left behind
+        fd = os.open(path, os.O_RDONLY)
+    else:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.001
@@ -67,3 +70,10 @@ def file_lock(path: str, timeout: float | None = None) -> Iterator[None]:
             _unlock(fd)
     finally:
         os.close(fd)
+
+
+def env_lock_path(root: str) -> str:
+    """What to lock for an environment: its root directory, or a lock file on Windows."""
+    if sys.platform == "win32":  # pragma: no cover
+        return os.path.join(root, ".safelink.lock")
+    return root

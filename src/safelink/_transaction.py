@@ -21,7 +21,6 @@ from collections.abc import Iterable
 from ._environment import Target
 
 JOURNAL = ".safelink-journal.json"
-LOCK = ".safelink.lock"
 
 
 class Transaction:

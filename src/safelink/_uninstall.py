@@ -145,8 +145,8 @@ def uninstall(
     distribution was removed. The cache is never touched.
     """
     from ._environment import resolve_target
-    from ._lock import LockTimeout, file_lock
-    from ._transaction import LOCK, Transaction, recover
+    from ._lock import LockTimeout, env_lock_path, file_lock
+    from ._transaction import Transaction, recover
     from .errors import EnvironmentBusy, NotInstalled
 
     tgt = resolve_target(target, python=python, prefix=prefix, flat=flat_target)
@@ -160,7 +160,7 @@ def uninstall(
         return []
     timeout = 120.0 if lock_timeout is None else lock_timeout
     try:
-        with file_lock(os.path.join(tgt.root, LOCK), timeout=timeout):
+        with file_lock(env_lock_path(tgt.root), timeout=timeout):
             recover(tgt)
             txn = Transaction(tgt, [])
             txn.begin()

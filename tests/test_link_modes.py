@@ -1,0 +1,251 @@
+"""Every link mode on real filesystems: ext4, XFS (reflink=1), btrfs, tmpfs, and across two.
+
+Cache and environment are both placed on a loop-mounted filesystem of the kind
+under test, so these tests see exactly what the kernel does there.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+from pathlib import Path
+
+import loopfs
+import pytest
+from conftest import make_venv, run_cli, site_packages, tree
+from wheelmaker import make_wheel
+
+import safelink
+from safelink.strategies import DirPair, register
+from safelink.strategies.probe import forget
+
+BIG = os.urandom(1 << 20)  # 1 MiB: large enough that btrfs does not inline it
+
+
+def big_wheel(d: Path) -> Path:
+    return make_wheel(d, "bigdemo", "1.0", {
+        "bigdemo/__init__.py": b"X = 1\n",
+        "bigdemo/blob.bin": BIG,
+        "bigdemo/tool.sh": b"#!/bin/sh\necho hi\n",
+        "bigdemo-1.0.data/scripts/bigdemo-run": b"#!/bin/sh\necho run\n",
+    }, modes={"bigdemo/tool.sh": stat.S_IFREG | 0o755})
+
+
+@pytest.fixture(autouse=True)
+def _fresh_probes() -> None:
+    forget()  # loop devices are re-created per session: never trust an old in-memory probe
+
+
+def setup_on(fs_tmp: object, kind: str) -> tuple[Path, Path, Path]:
+    base: Path = fs_tmp(kind)  # type: ignore[operator]
+    whl = big_wheel(base)
+    return whl, base / "cache", make_venv(base / "venv")
+
+
+def cached(cache: Path, rel: str) -> Path:
+    entry = next(safelink.Cache(cache).entries())
+    return Path(entry.files) / rel
+
+
+@pytest.mark.parametrize(("kind", "expected"), [
+    ("btrfs", "clone"), ("xfs", "clone"), ("ext4", "hardlink"), ("tmpfs", "hardlink"),
+])
+def test_auto_picks_safest_fast_mode(fs_tmp: object, kind: str, expected: str) -> None:
+    whl, cache, venv = setup_on(fs_tmp, kind)
+    report = safelink.install([whl], venv, cache=cache)
+    assert report.link_mode == expected
+    assert report.files_by_mode == {expected: 6}
+    assert not report.fallbacks and not report.warnings
+    proc = run_cli("probe", "--cache-dir", str(cache), str(site_packages(venv)))
+    assert f"auto picks: {expected}" in proc.stdout
+
+
+@pytest.mark.parametrize("kind", ["btrfs", "xfs"])
+def test_clone_shares_extents_but_not_writes(fs_tmp: object, kind: str) -> None:
+    whl, cache, venv = setup_on(fs_tmp, kind)
+    safelink.install([whl], venv, cache=cache, link_mode="clone")
+    installed = site_packages(venv) / "bigdemo" / "blob.bin"
+    src = cached(cache, "bigdemo/blob.bin")
+    assert installed.stat().st_ino != src.stat().st_ino
+    assert loopfs.shared_extents(installed) and loopfs.shared_extents(src)
+    assert os.access(site_packages(venv) / "bigdemo" / "tool.sh", os.X_OK)
+    assert os.access(venv / "bin" / "bigdemo-run", os.X_OK)
+    assert installed.stat().st_mode & 0o200  # a normal, writable private file
+    with open(installed, "r+b") as f:  # edit in place, as editors that keep inodes do
+        f.write(b"EDITED")
+    assert src.read_bytes() == BIG
+    assert installed.read_bytes()[:6] == b"EDITED"
+
+
+@pytest.mark.parametrize("kind", ["ext4", "xfs", "btrfs", "tmpfs"])
+def test_hardlink_same_inode_copy_independent(fs_tmp: object, kind: str) -> None:
+    whl, cache, venv = setup_on(fs_tmp, kind)
+    safelink.install([whl], venv, cache=cache, link_mode="hardlink")
+    src = cached(cache, "bigdemo/blob.bin")
+    assert (site_packages(venv) / "bigdemo" / "blob.bin").stat().st_ino == src.stat().st_ino
+    other = make_venv(venv.parent / "venv-copy")
+    report = safelink.install([whl], other, cache=cache, link_mode="copy")
+    assert report.files_by_mode == {"copy": 6}
+    copied = site_packages(other) / "bigdemo" / "blob.bin"
+    assert copied.stat().st_ino != src.stat().st_ino and copied.read_bytes() == BIG
+    with open(copied, "r+b") as f:
+        f.write(b"EDITED")
+    assert src.read_bytes() == BIG
+    assert os.access(site_packages(other) / "bigdemo" / "tool.sh", os.X_OK)
+
+
+@pytest.mark.parametrize("kind", ["ext4", "tmpfs"])
+def test_explicit_clone_where_impossible_is_one_line_error(fs_tmp: object, kind: str) -> None:
+    whl, cache, venv = setup_on(fs_tmp, kind)
+    before = tree(venv)
+    proc = run_cli("install", "--cache-dir", str(cache), "--python", str(venv),
+                   "--link-mode", "clone", str(whl))
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "link mode 'clone' cannot work" in proc.stderr
+    assert "Operation not supported" in proc.stderr and "--link-mode hardlink" in proc.stderr
+    assert tree(venv) == before
+    proc = run_cli("install", "--cache-dir", str(cache), "--python", str(venv),
+                   "--link-mode", "clone", "--allow-fallback", "--json", str(whl))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["files_by_mode"] == {"hardlink": 6}
+    assert "clone cannot work here" in proc.stderr
+
+
+def test_cross_device_auto_copies_and_warns(cross_device_pair: tuple[Path, Path]) -> None:
+    cache_side, env_side = cross_device_pair
+    whl = big_wheel(cache_side)
+    venv = make_venv(env_side / "venv")
+    proc = run_cli("install", "--cache-dir", str(cache_side / "cache"), "--python", str(venv),
+                   str(whl))
+    assert proc.returncode == 0, proc.stderr
+    assert "(copy 6, written 4)" in proc.stdout
+    warning = [line for line in proc.stderr.splitlines() if "warning" in line.lower()]
+    assert len(warning) == 1 and "different filesystems" in warning[0]
+    assert "SAFELINK_CACHE_DIR" in warning[0]
+
+
+def test_cross_device_explicit_hardlink(cross_device_pair: tuple[Path, Path]) -> None:
+    cache_side, env_side = cross_device_pair
+    whl = big_wheel(cache_side)
+    venv = make_venv(env_side / "venv2")
+    before = tree(venv)
+    args = ["install", "--cache-dir", str(cache_side / "cache"), "--python", str(venv)]
+    proc = run_cli(*args, "--link-mode", "hardlink", str(whl))
+    assert proc.returncode == 1 and "EXDEV" in proc.stderr and "--link-mode copy" in proc.stderr
+    assert tree(venv) == before
+    proc = run_cli(*args, "--link-mode", "hardlink", "--allow-fallback", str(whl))
+    assert proc.returncode == 0 and "(copy 6, written 4)" in proc.stdout
+
+
+def test_emlink_gives_cache_file_a_fresh_inode(fs_tmp: object) -> None:
+    """ext4 allows 65,000 links per inode; the 65,001st link fails with EMLINK for real."""
+    whl, cache, venv = setup_on(fs_tmp, "ext4")
+    safelink.install([whl], venv, cache=cache, link_mode="hardlink")
+    src = cached(cache, "bigdemo/__init__.py")
+    pile = venv.parent / "pile"
+    pile.mkdir()
+    n = src.stat().st_nlink
+    for i in range(65000 - n):
+        os.link(src, pile / str(i))
+    assert src.stat().st_nlink == 65000
+    with pytest.raises(OSError) as exc:
+        os.link(src, pile / "one-more")
+    assert exc.value.errno == errno.EMLINK
+    old_ino = src.stat().st_ino
+    other = make_venv(venv.parent / "venv2")
+    report = safelink.install([whl], other, cache=cache, link_mode="hardlink")
+    assert report.relinked == 1 and report.files_by_mode == {"hardlink": 6}
+    new_src = cached(cache, "bigdemo/__init__.py")
+    assert new_src.stat().st_ino != old_ino and new_src.read_bytes() == b"X = 1\n"
+    assert (site_packages(other) / "bigdemo" / "__init__.py").stat().st_ino == new_src.stat().st_ino
+    assert new_src.stat().st_mode & 0o222 == 0  # still read-only, still fingerprinted
+
+
+class Flaky:
+    """A plugin-style strategy that stops working after two files (EOPNOTSUPP)."""
+
+    name = "flaky"
+    shares_inode = False
+    isolated = True
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def link(self, pair: DirPair, src: str, dst: str, executable: bool) -> None:
+        self.calls += 1
+        if self.calls > 2:
+            # leave nothing behind, as the protocol requires
+            raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP), dst)
+        os.link(src, dst, src_dir_fd=pair.src_fd, dst_dir_fd=pair.dst_fd)
+
+
+def test_structural_failure_mid_install_falls_back_for_the_rest(tmp_path: Path,
+                                                                cache_dir: Path) -> None:
+    register(Flaky(), replace=True)
+    whl = big_wheel(tmp_path)
+    venv = make_venv(tmp_path / "v")
+    report = safelink.install([whl], venv, link_mode="flaky", allow_fallback=True, threads=1)
+    assert report.files_by_mode == {"flaky": 2, "copy": 4}
+    assert len(report.fallbacks) == 1 and report.fallbacks[0].error.startswith(("EOPNOTSUPP", "ENOTSUP"))
+    assert (site_packages(venv) / "bigdemo" / "blob.bin").read_bytes() == BIG
+
+
+def test_structural_failure_without_fallback_rolls_back(tmp_path: Path, cache_dir: Path) -> None:
+    register(Flaky(), replace=True)
+    whl = big_wheel(tmp_path)
+    venv = make_venv(tmp_path / "v")
+    before = tree(venv)
+    with pytest.raises(safelink.LinkFailed, match="link mode 'flaky' failed"):
+        safelink.install([whl], venv, link_mode="flaky", threads=1)
+    assert tree(venv) == before
+
+
+def test_symlink_mode_points_into_cache_and_warns(tmp_path: Path, cache_dir: Path) -> None:
+    whl = big_wheel(tmp_path)
+    venv = make_venv(tmp_path / "v")
+    proc = run_cli("install", "--python", str(venv), "--link-mode", "symlink", str(whl))
+    assert proc.returncode == 0 and "cleaning the cache breaks" in proc.stderr
+    link = site_packages(venv) / "bigdemo" / "blob.bin"
+    assert link.is_symlink() and os.path.isabs(os.readlink(link))
+    assert os.readlink(link).startswith(str(cache_dir))
+
+
+def test_plugin_strategy_from_entry_point(tmp_path: Path, cache_dir: Path) -> None:
+    plugin = tmp_path / "plugin"
+    (plugin / "myplug-1.0.dist-info").mkdir(parents=True)
+    (plugin / "myplug-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: myplug\nVersion: 1.0\n")
+    (plugin / "myplug-1.0.dist-info" / "entry_points.txt").write_text(
+        "[safelink.strategies]\nreversed-copy = myplug:Strategy\n")
+    (plugin / "myplug.py").write_text(
+        "import os\n"
+        "from safelink.strategies.copy import CopyStrategy\n"
+        "class Strategy(CopyStrategy):\n"
+        "    name = 'reversed-copy'\n")
+    whl = big_wheel(tmp_path)
+    venv = make_venv(tmp_path / "v")
+    env = {"PYTHONPATH": str(plugin)}
+    proc = run_cli("install", "--python", str(venv), "--link-mode", "reversed-copy", str(whl),
+                   env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "(reversed-copy 6, written 4)" in proc.stdout
+    proc = run_cli("install", "--python", str(venv), "--link-mode", "nope", str(whl), env=env)
+    assert proc.returncode == 1 and "unknown link mode 'nope'" in proc.stderr
+    assert "reversed-copy" in proc.stderr
+
+
+def test_probe_leaves_nothing_behind(fs_tmp: object) -> None:
+    base: Path = fs_tmp("btrfs")  # type: ignore[operator]
+    target = base / "t"
+    target.mkdir()
+    proc = run_cli("probe", "--cache-dir", str(base / "cache"), "--json", str(target))
+    data = json.loads(proc.stdout)
+    assert data["auto"] == "clone" and data["modes"]["clone"] is None
+    assert list(target.iterdir()) == []
+    assert list((base / "cache" / "v1" / "tmp").iterdir()) == []
+    # a killed probe's trial file (dead pid) is swept by the next probe
+    (target / ".safelink-probe-999999-1-clone").write_bytes(b"x")
+    run_cli("probe", "--cache-dir", str(base / "cache"), str(target))
+    assert list(target.iterdir()) == []
