@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = (
         logging.ERROR
-        if args.quiet or args.json
+        if args.quiet
         else (
             logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING
         )
