@@ -231,7 +231,7 @@ def _install_locked(
     t1 = time.perf_counter()
     strategies.get(link_mode) if link_mode != "auto" else None  # unknown names fail here
     decision = decide(cache.root, cache.base, tgt.purelib, link_mode,
-                      hardlink_allowed=hardlink_allowed(guard, cache.root, tgt.root),
+                      hardlink_allowed=hardlink_allowed(guard, cache.base, tgt.root),
                       allow_fallback=allow_fallback)
     chain, fallback = decision.chain, decision.allow_fallback
     report.link_mode = decision.mode

@@ -15,6 +15,7 @@ import re
 import stat
 import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import PurePosixPath
@@ -40,6 +41,21 @@ ALLOWED_HASHES = frozenset(
 
 DEFAULT_MAX_UNPACKED = 8 * 1024**3
 """Zip-bomb cap on the declared unpacked size of one wheel (override: ``max_unpacked``)."""
+
+MAX_NAME_BYTES = 255
+"""Longest path component (UTF-8 bytes) any common filesystem accepts."""
+
+_COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+"""Compression methods we decompress. Every real wheel uses these two; refusing the
+others (bzip2, lzma, ...) keeps their decoders and error paths out of reach."""
+
+_FILE_KINDS = {
+    stat.S_IFLNK: "a symlink",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+}
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _SCRIPT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
@@ -94,32 +110,45 @@ def _unsafe(filename: str, member: str, why: str) -> UnsafeWheel:
     )
 
 
-def check_member_name(filename: str, name: str) -> PurePosixPath:
+def check_member_name(filename: str, name: str, what: str = "member") -> PurePosixPath:
     """Return *name* as a safe relative path, or raise :class:`UnsafeWheel`.
 
     Rejects what could land outside the target on any OS: absolute paths,
     drive letters, backslashes (a separator on Windows), ``..``/``.``/empty
-    components and NUL bytes.
+    components and NUL bytes; also components no filesystem can store.
+    *what* names the source in the message (``member`` or ``RECORD path``).
     """
+
+    def unsafe(why: str) -> UnsafeWheel:
+        return UnsafeWheel(
+            f"{filename}: unsafe {what} {name!r}: {why}",
+            "refusing the whole wheel; nothing was written",
+        )
+
     if "\x00" in name:
-        raise _unsafe(filename, name, "contains a NUL byte")
+        raise unsafe("contains a NUL byte")
     if "\\" in name:
-        raise _unsafe(filename, name, "contains a backslash")
+        raise unsafe("contains a backslash")
     if name.startswith("/") or _DRIVE.match(name):
-        raise _unsafe(filename, name, "is an absolute path")
-    parts = name.rstrip("/").split("/")
+        raise unsafe("is an absolute path")
+    parts = name[:-1].split("/") if name.endswith("/") else name.split("/")
     for part in parts:
         if part in ("", ".", ".."):
-            raise _unsafe(filename, name, "has an empty, '.' or '..' path component")
+            raise unsafe("has an empty, '.' or '..' path component")
+        if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            raise unsafe(f"has a path component longer than {MAX_NAME_BYTES} bytes")
     return PurePosixPath(*parts)
 
 
-def _file_type_ok(info: zipfile.ZipInfo) -> bool:
+def _special_kind(info: zipfile.ZipInfo) -> str | None:
+    """What a member's Unix mode says it is, when that is not a file or directory."""
     mode = info.external_attr >> 16
     if info.create_system != 3 or mode == 0:  # not Unix, or no mode: a plain file
-        return True
+        return None
     kind = stat.S_IFMT(mode)
-    return kind in (0, stat.S_IFREG, stat.S_IFDIR)
+    if kind in (0, stat.S_IFREG, stat.S_IFDIR):
+        return None
+    return _FILE_KINDS.get(kind, f"an unknown file type (mode {mode:#o})")
 
 
 def _norm(name: str) -> str:
@@ -138,9 +167,20 @@ def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> 
     total = 0
     for info in zf.infolist():
         raw = info.filename
+        # zipfile cuts names at a NUL byte; the name as stored is what counts.
+        check_member_name(filename, info.orig_filename)
         check_member_name(filename, raw)
-        if not _file_type_ok(info):
-            raise _unsafe(filename, raw, "is a symlink, hardlink or device file")
+        kind = _special_kind(info)
+        if kind is not None:
+            raise _unsafe(filename, raw, f"is {kind}, not a regular file")
+        if info.flag_bits & 0x1:
+            raise InvalidWheel(f"{filename}: member {raw!r} is encrypted")
+        if info.compress_type not in _COMPRESSION:
+            raise InvalidWheel(
+                f"{filename}: member {raw!r} uses unsupported compression method "
+                f"{info.compress_type}",
+                "wheels must use deflate or no compression",
+            )
         if info.is_dir():
             continue
         if raw in infos:
@@ -155,6 +195,17 @@ def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> 
         seen_norm[key] = raw
         infos[raw] = info
         total += info.file_size
+    # A file that is also another member's parent directory cannot be unpacked
+    # (and would make two members fight over one path on case-insensitive systems).
+    for key, raw in seen_norm.items():
+        parent = key.rpartition("/")[0]
+        while parent:
+            if parent in seen_norm:
+                raise InvalidWheel(
+                    f"{filename}: member {seen_norm[parent]!r} is a file, but {raw!r} "
+                    "needs it to be a directory"
+                )
+            parent = parent.rpartition("/")[0]
     cap = DEFAULT_MAX_UNPACKED if max_unpacked is None else max_unpacked
     if total > cap:
         raise WheelTooLarge(
@@ -199,10 +250,11 @@ def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> 
             path, digest, size = row
             if path in rows:
                 raise InvalidWheel(f"{filename}: RECORD lists {path!r} twice")
+            check_member_name(filename, path, "RECORD path")
             if path == record_path or path.startswith(f"{dist_info}/RECORD."):
                 continue
             algo, sep, hexdigest = digest.partition("=")
-            if not sep or not hexdigest or not size.isdigit():
+            if not sep or not hexdigest or not (size.isascii() and size.isdigit()):
                 raise InvalidWheel(f"{filename}: RECORD row for {path!r} lacks a hash or size")
             if algo not in ALLOWED_HASHES:
                 raise InvalidWheel(
@@ -262,7 +314,7 @@ def _read_text(
         return zf.read(path).decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidWheel(f"{filename}: {path} is not UTF-8") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
         raise InvalidWheel(f"{filename}: corrupt archive reading {path}: {exc}") from None
 
 
