@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import make_venv, run_cli, site_packages
-from wheelmaker import make_wheel
 
 import safelink
+from conftest import make_venv, run_cli, site_packages
 from safelink.strategies.probe import forget
+from wheelmaker import make_wheel
 
 PRISTINE = b"def greet():\n    return 'hello'\n" * 20
 
@@ -37,7 +37,9 @@ def edit_truncate(p: Path) -> None:
 
 
 EDITS: dict[str, Callable[[Path], None]] = {
-    "r+": edit_rplus, "append": edit_append, "truncate": edit_truncate,
+    "r+": edit_rplus,
+    "append": edit_append,
+    "truncate": edit_truncate,
 }
 
 
@@ -47,8 +49,9 @@ def _fresh_probes() -> None:
 
 
 def scenario(base: Path) -> tuple[Path, Path, Path, Path]:
-    whl = make_wheel(base, "guarded", "1.0", {"guarded/__init__.py": PRISTINE,
-                                               "guarded/other.py": b"X = 1\n"})
+    whl = make_wheel(
+        base, "guarded", "1.0", {"guarded/__init__.py": PRISTINE, "guarded/other.py": b"X = 1\n"}
+    )
     cache = base / "cache"
     a = make_venv(base / "A")
     proc = run_cli("install", "--cache-dir", str(cache), "--python", str(a), str(whl))
@@ -58,10 +61,11 @@ def scenario(base: Path) -> tuple[Path, Path, Path, Path]:
 
 @pytest.mark.parametrize("kind", ["ext4", "tmpfs"])
 @pytest.mark.parametrize("edit", sorted(EDITS))
-def test_edit_through_hardlink_is_healed(fs_tmp: Callable[[str], Path], kind: str,
-                                         edit: str) -> None:
+def test_edit_through_hardlink_is_healed(
+    fs_tmp: Callable[[str], Path], kind: str, edit: str
+) -> None:
     base = fs_tmp(kind)
-    whl, cache, a, a_file = scenario(base)
+    whl, cache, _a, a_file = scenario(base)
     entry = next(safelink.Cache(cache).entries())
     cached = Path(entry.files) / "guarded" / "__init__.py"
     assert a_file.stat().st_ino == cached.stat().st_ino
@@ -136,11 +140,20 @@ def test_verify_names_edited_env_and_clean_env_then_repair(fs_tmp: Callable[[str
 def test_guard_off_hands_on_the_edit(fs_tmp: Callable[[str], Path]) -> None:
     """What other installers do: shows the check is what protects B."""
     base = fs_tmp("ext4")
-    whl, cache, a, a_file = scenario(base)
+    whl, cache, _a, a_file = scenario(base)
     edit_append(a_file)
     b = make_venv(base / "B")
-    run_cli("install", "--cache-dir", str(cache), "--python", str(b), "--guard", "off", str(whl),
-            check=True)
+    run_cli(
+        "install",
+        "--cache-dir",
+        str(cache),
+        "--python",
+        str(b),
+        "--guard",
+        "off",
+        str(whl),
+        check=True,
+    )
     assert (site_packages(b) / "guarded" / "__init__.py").read_bytes() != PRISTINE
 
 

@@ -12,25 +12,31 @@ import os
 import stat
 from pathlib import Path
 
-import loopfs
 import pytest
-from conftest import make_venv, run_cli, site_packages, tree
-from wheelmaker import make_wheel
 
+import loopfs
 import safelink
+from conftest import make_venv, run_cli, site_packages, tree
 from safelink.strategies import DirPair, register
 from safelink.strategies.probe import forget
+from wheelmaker import make_wheel
 
 BIG = os.urandom(1 << 20)  # 1 MiB: large enough that btrfs does not inline it
 
 
 def big_wheel(d: Path) -> Path:
-    return make_wheel(d, "bigdemo", "1.0", {
-        "bigdemo/__init__.py": b"X = 1\n",
-        "bigdemo/blob.bin": BIG,
-        "bigdemo/tool.sh": b"#!/bin/sh\necho hi\n",
-        "bigdemo-1.0.data/scripts/bigdemo-run": b"#!/bin/sh\necho run\n",
-    }, modes={"bigdemo/tool.sh": stat.S_IFREG | 0o755})
+    return make_wheel(
+        d,
+        "bigdemo",
+        "1.0",
+        {
+            "bigdemo/__init__.py": b"X = 1\n",
+            "bigdemo/blob.bin": BIG,
+            "bigdemo/tool.sh": b"#!/bin/sh\necho hi\n",
+            "bigdemo-1.0.data/scripts/bigdemo-run": b"#!/bin/sh\necho run\n",
+        },
+        modes={"bigdemo/tool.sh": stat.S_IFREG | 0o755},
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -49,9 +55,15 @@ def cached(cache: Path, rel: str) -> Path:
     return Path(entry.files) / rel
 
 
-@pytest.mark.parametrize(("kind", "expected"), [
-    ("btrfs", "clone"), ("xfs", "clone"), ("ext4", "hardlink"), ("tmpfs", "hardlink"),
-])
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("btrfs", "clone"),
+        ("xfs", "clone"),
+        ("ext4", "hardlink"),
+        ("tmpfs", "hardlink"),
+    ],
+)
 def test_auto_picks_safest_fast_mode(fs_tmp: object, kind: str, expected: str) -> None:
     whl, cache, venv = setup_on(fs_tmp, kind)
     report = safelink.install([whl], venv, cache=cache)
@@ -100,14 +112,32 @@ def test_hardlink_same_inode_copy_independent(fs_tmp: object, kind: str) -> None
 def test_explicit_clone_where_impossible_is_one_line_error(fs_tmp: object, kind: str) -> None:
     whl, cache, venv = setup_on(fs_tmp, kind)
     before = tree(venv)
-    proc = run_cli("install", "--cache-dir", str(cache), "--python", str(venv),
-                   "--link-mode", "clone", str(whl))
+    proc = run_cli(
+        "install",
+        "--cache-dir",
+        str(cache),
+        "--python",
+        str(venv),
+        "--link-mode",
+        "clone",
+        str(whl),
+    )
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
     assert "link mode 'clone' cannot work" in proc.stderr
     assert "Operation not supported" in proc.stderr and "--link-mode hardlink" in proc.stderr
     assert tree(venv) == before
-    proc = run_cli("install", "--cache-dir", str(cache), "--python", str(venv),
-                   "--link-mode", "clone", "--allow-fallback", "--json", str(whl))
+    proc = run_cli(
+        "install",
+        "--cache-dir",
+        str(cache),
+        "--python",
+        str(venv),
+        "--link-mode",
+        "clone",
+        "--allow-fallback",
+        "--json",
+        str(whl),
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["files_by_mode"] == {"hardlink": 6}
     assert "clone cannot work here" in proc.stderr
@@ -117,8 +147,9 @@ def test_cross_device_auto_copies_and_warns(cross_device_pair: tuple[Path, Path]
     cache_side, env_side = cross_device_pair
     whl = big_wheel(cache_side)
     venv = make_venv(env_side / "venv")
-    proc = run_cli("install", "--cache-dir", str(cache_side / "cache"), "--python", str(venv),
-                   str(whl))
+    proc = run_cli(
+        "install", "--cache-dir", str(cache_side / "cache"), "--python", str(venv), str(whl)
+    )
     assert proc.returncode == 0, proc.stderr
     assert "(copy 6, written 4)" in proc.stdout
     warning = [line for line in proc.stderr.splitlines() if "warning" in line.lower()]
@@ -181,14 +212,17 @@ class Flaky:
         os.link(src, dst, src_dir_fd=pair.src_fd, dst_dir_fd=pair.dst_fd)
 
 
-def test_structural_failure_mid_install_falls_back_for_the_rest(tmp_path: Path,
-                                                                cache_dir: Path) -> None:
+def test_structural_failure_mid_install_falls_back_for_the_rest(
+    tmp_path: Path, cache_dir: Path
+) -> None:
     register(Flaky(), replace=True)
     whl = big_wheel(tmp_path)
     venv = make_venv(tmp_path / "v")
     report = safelink.install([whl], venv, link_mode="flaky", allow_fallback=True, threads=1)
     assert report.files_by_mode == {"flaky": 2, "copy": 4}
-    assert len(report.fallbacks) == 1 and report.fallbacks[0].error.startswith(("EOPNOTSUPP", "ENOTSUP"))
+    assert len(report.fallbacks) == 1 and report.fallbacks[0].error.startswith(
+        ("EOPNOTSUPP", "ENOTSUP")
+    )
     assert (site_packages(venv) / "bigdemo" / "blob.bin").read_bytes() == BIG
 
 
@@ -216,19 +250,23 @@ def test_plugin_strategy_from_entry_point(tmp_path: Path, cache_dir: Path) -> No
     plugin = tmp_path / "plugin"
     (plugin / "myplug-1.0.dist-info").mkdir(parents=True)
     (plugin / "myplug-1.0.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: myplug\nVersion: 1.0\n")
+        "Metadata-Version: 2.1\nName: myplug\nVersion: 1.0\n"
+    )
     (plugin / "myplug-1.0.dist-info" / "entry_points.txt").write_text(
-        "[safelink.strategies]\nreversed-copy = myplug:Strategy\n")
+        "[safelink.strategies]\nreversed-copy = myplug:Strategy\n"
+    )
     (plugin / "myplug.py").write_text(
         "import os\n"
         "from safelink.strategies.copy import CopyStrategy\n"
         "class Strategy(CopyStrategy):\n"
-        "    name = 'reversed-copy'\n")
+        "    name = 'reversed-copy'\n"
+    )
     whl = big_wheel(tmp_path)
     venv = make_venv(tmp_path / "v")
     env = {"PYTHONPATH": str(plugin)}
-    proc = run_cli("install", "--python", str(venv), "--link-mode", "reversed-copy", str(whl),
-                   env=env)
+    proc = run_cli(
+        "install", "--python", str(venv), "--link-mode", "reversed-copy", str(whl), env=env
+    )
     assert proc.returncode == 0, proc.stderr
     assert "(reversed-copy 6, written 4)" in proc.stdout
     proc = run_cli("install", "--python", str(venv), "--link-mode", "nope", str(whl), env=env)
