@@ -1,35 +1,46 @@
 """safelink: install wheels from an unpacked-wheel cache by linking, safely.
 
 The public API. Everything in modules whose names start with ``_`` is private.
+Names are imported lazily (PEP 562) so that ``python -m safelink`` and
+``import safelink`` pay only for what they use: start-up time is part of
+every install.
 """
 
 from __future__ import annotations
 
-from ._cache import Cache, Entry
-from ._environment import Target, resolve_target
-from ._guard import Guard
-from ._install import Progress, install
-from ._link import Fallback
-from ._report import InstalledWheel, InstallReport
-from ._uninstall import Installed, uninstall
-from .errors import (
-    CacheCorrupt,
-    EnvironmentBusy,
-    IncompatibleWheel,
-    InvalidWheel,
-    LinkFailed,
-    NotInstalled,
-    SafelinkError,
-    TargetError,
-    UnsafeWheel,
-    WheelTooLarge,
-)
-from .strategies import Strategy, register
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 LINK_MODES = ("auto", "clone", "hardlink", "copy", "symlink")
 """Built-in link modes; plugins add more (see :mod:`safelink.strategies`)."""
+
+_EXPORTS = {
+    "Cache": "._cache",
+    "Entry": "._cache",
+    "Target": "._environment",
+    "resolve_target": "._environment",
+    "Guard": "._guard",
+    "Progress": "._install",
+    "install": "._install",
+    "Fallback": "._link",
+    "InstalledWheel": "._report",
+    "InstallReport": "._report",
+    "Installed": "._uninstall",
+    "uninstall": "._uninstall",
+    "CacheCorrupt": ".errors",
+    "EnvironmentBusy": ".errors",
+    "IncompatibleWheel": ".errors",
+    "InvalidWheel": ".errors",
+    "LinkFailed": ".errors",
+    "NotInstalled": ".errors",
+    "SafelinkError": ".errors",
+    "TargetError": ".errors",
+    "UnsafeWheel": ".errors",
+    "WheelTooLarge": ".errors",
+    "Strategy": ".strategies",
+    "register": ".strategies",
+}
 
 __all__ = [
     "LINK_MODES",
@@ -58,3 +69,40 @@ __all__ = [
     "resolve_target",
     "uninstall",
 ]
+
+if TYPE_CHECKING:
+    from ._cache import Cache, Entry
+    from ._environment import Target, resolve_target
+    from ._guard import Guard
+    from ._install import Progress, install
+    from ._link import Fallback
+    from ._report import InstalledWheel, InstallReport
+    from ._uninstall import Installed, uninstall
+    from .errors import (
+        CacheCorrupt,
+        EnvironmentBusy,
+        IncompatibleWheel,
+        InvalidWheel,
+        LinkFailed,
+        NotInstalled,
+        SafelinkError,
+        TargetError,
+        UnsafeWheel,
+        WheelTooLarge,
+    )
+    from .strategies import Strategy, register
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'safelink' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

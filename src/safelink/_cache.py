@@ -18,6 +18,7 @@ crash at any point leaves at most a temp dir that nothing trusts.
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import hashlib
 import os
@@ -28,10 +29,16 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from ._lock import file_lock
-from ._plan import Plan, make_plan
-from ._wheel import WheelInfo, read_wheel
+from ._plan import Plan
+from ._plan import load as load_plan
+from ._plan import save as save_plan
+
+if TYPE_CHECKING:
+    from ._wheel import WheelInfo
+
 from .errors import CacheCorrupt, InvalidWheel, SafelinkError
 
 FINGERPRINT_MTIME_NS = 946_684_800 * 10**9
@@ -40,11 +47,28 @@ FINGERPRINT_MTIME_NS = 946_684_800 * 10**9
 _CHUNK = 1 << 20
 _TEST_HOOK = "SAFELINK_TEST_CRASH"
 
+# The crash-test hook, read once: ``SAFELINK_TEST_CRASH=<point>`` or ``<point>:<n>``
+# makes the process SIGKILL itself the n-th time (default: first) it passes
+# ``_crash_point("<point>")``. Unset (always, in real use) it costs one global test.
+_CRASH_SPEC = os.environ.get(_TEST_HOOK) or None
+_CRASH_NAME, _, _crash_n = (_CRASH_SPEC or "").partition(":")
+_CRASH_AT = int(_crash_n) if _crash_n.isdigit() else 1
+_crash_hits = 0
+
 
 def _crash_point(name: str) -> None:
     """Let the crash tests kill this process at a named point (never set in real use)."""
-    if os.environ.get(_TEST_HOOK) == name:
+    global _crash_hits
+    if _CRASH_SPEC is None or name != _CRASH_NAME:
+        return
+    _crash_hits += 1
+    if _crash_hits >= _CRASH_AT:
         os.kill(os.getpid(), 9)
+
+
+def crash_armed(name: str) -> bool:
+    """Is the crash-test hook set for *name*? (Lets callers skip test-only wrappers.)"""
+    return _CRASH_SPEC is not None and name == _CRASH_NAME
 
 
 def default_cache_dir() -> str:
@@ -74,8 +98,7 @@ class Entry:
     @cached_property
     def plan(self) -> Plan:
         try:
-            with open(os.path.join(self.path, "plan.json"), encoding="utf-8") as f:
-                return Plan.from_json(f.read())
+            return load_plan(self.path)
         except (OSError, ValueError, KeyError) as exc:
             raise CacheCorrupt(
                 f"cache entry {self.path} is unreadable: {exc}",
@@ -159,33 +182,50 @@ class Cache:
         entry = self.get(sha)
         if entry is not None:
             return entry
-        try:
-            lock_dir = self._dir("locks")
-        except OSError as exc:
-            raise SafelinkError(
-                f"cannot write to the cache at {self.base}: {exc.strerror}",
-                "set SAFELINK_CACHE_DIR or --cache-dir to a writable directory",
-            ) from None
-        with file_lock(os.path.join(lock_dir, f"{sha}.lock")):
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(file_lock(os.path.join(self._dir("locks"), f"{sha}.lock")))
+            except OSError as exc:
+                raise self._unwritable(exc, filename) from None
             entry = self.get(sha)
             if entry is not None:
                 return entry
             return self._admit_locked(wheel, filename, sha, max_unpacked)
 
+    def _unwritable(self, exc: OSError, filename: str) -> SafelinkError:
+        if exc.errno == errno.ENOSPC:
+            return SafelinkError(
+                f"no space left on device while unpacking {filename} into the cache "
+                f"at {self.base}",
+                "free space or point SAFELINK_CACHE_DIR elsewhere; nothing was kept",
+            )
+        return SafelinkError(
+            f"cannot write to the cache at {self.base}: {exc.strerror}",
+            "set SAFELINK_CACHE_DIR or --cache-dir to a writable directory",
+        )
+
     def _admit_locked(self, wheel: str, filename: str, sha: str, max_unpacked: int | None) -> Entry:
-        tmp = os.path.join(self._dir("tmp"), f"{sha[:16]}-{os.getpid()}-{time.monotonic_ns()}")
-        os.mkdir(tmp)
+        try:
+            tmp = os.path.join(self._dir("tmp"), f"{sha[:16]}-{os.getpid()}-{time.monotonic_ns()}")
+            os.mkdir(tmp)
+        except OSError as exc:
+            raise self._unwritable(exc, filename) from None
         try:
             try:
                 zf = zipfile.ZipFile(wheel)
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 raise InvalidWheel(f"{wheel}: not a valid zip archive ({exc})") from None
             with zf:
+                from ._wheel import read_wheel
+
                 info = read_wheel(zf, filename, max_unpacked)
                 shebang = _extract(zf, info, os.path.join(tmp, "files"), wheel)
+            from ._plan import make_plan
+
             plan = make_plan(info, sha, shebang, wheel)
             _crash_point("admit-before-plan")
-            _atomic_write(os.path.join(tmp, "plan.json"), plan.to_json().encode())
+            save_plan(plan, tmp)
+            _crash_point("admit-before-rename")
             dest = self.entry_path(sha)
             self._dir("entries")
             try:
@@ -199,12 +239,8 @@ class Cache:
                     os.rename(tmp, dest)
         except OSError as exc:
             _rmtree(tmp)
-            if exc.errno == errno.ENOSPC:
-                raise SafelinkError(
-                    f"no space left on device while unpacking {filename} into the cache "
-                    f"at {self.base}",
-                    "free space or point SAFELINK_CACHE_DIR elsewhere; nothing was kept",
-                ) from None
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+                raise self._unwritable(exc, filename) from None
             raise
         except BaseException:
             _rmtree(tmp)
@@ -263,7 +299,10 @@ class Cache:
                 if line in f.readlines():
                     return
         except FileNotFoundError:
-            self._dir("envs")
+            try:
+                self._dir("envs")
+            except OSError:
+                return  # a read-only (or someone else's) cache: the registry is advisory
         except OSError:
             return
         try:
@@ -286,7 +325,9 @@ class Cache:
     def remove_entry(self, entry: Entry) -> None:
         """Evict an entry: rename it away atomically, then delete it."""
         with file_lock(os.path.join(self._dir("locks"), f"{entry.sha256}.lock")):
-            trash = os.path.join(self._dir("tmp"), f"evict-{entry.sha256[:16]}-{os.getpid()}")
+            trash = os.path.join(
+                self._dir("tmp"), f"evict-{entry.sha256[:16]}-{os.getpid()}-{time.monotonic_ns()}"
+            )
             os.rename(entry.path, trash)
         _rmtree(trash)
         for sub in ("envs",):
@@ -303,12 +344,24 @@ class Cache:
         except FileNotFoundError:
             return out
         for name in names:
-            parts = name.split("-")
-            pid = next((int(p) for p in parts[1:] if p.isdigit()), None)
+            pid = _temp_owner(name)
             if pid is not None and pid != os.getpid() and _pid_alive(pid):
                 continue
             out.append(os.path.join(self.root, "tmp", name))
         return out
+
+
+def _temp_owner(name: str) -> int | None:
+    """The pid in a temp name: ``<sha16>-<pid>-<ns>`` (admission), ``evict-<sha16>-<pid>-<ns>``,
+    ``.safelink-probe-<pid>-...`` (probe trial files)."""
+    parts = name.split("-")
+    if name.startswith("evict-") or name.startswith(".safelink-probe-"):
+        idx = 2
+    else:
+        idx = 1
+    if len(parts) > idx and parts[idx].isdigit():
+        return int(parts[idx])
+    return None
 
 
 def _find_row(plan: Plan, member: str) -> tuple[str, str, int, str, bool]:
@@ -341,9 +394,16 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def _atomic_write(path: str, data: bytes) -> None:
     tmp = f"{path}.tmp-{os.getpid()}-{time.monotonic_ns()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _rmtree(path: str) -> None:
@@ -410,4 +470,5 @@ def _extract(zf: zipfile.ZipFile, info: WheelInfo, dest: str, wheel: str) -> set
             raise InvalidWheel(f"{wheel}: corrupt archive at {m.name}: {exc}") from None
         finally:
             os.close(fd)
+        _crash_point("admit-mid")
     return shebang

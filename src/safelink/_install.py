@@ -397,9 +397,8 @@ def _finalize(
             from installer.utils import get_launcher_kind
 
             kind = get_launcher_kind()
-        for ep in plan.entry_points:
-            section: Any = ep.section
-            name, data = Script(ep.name, ep.module, ep.attr, section).generate(py, kind)
+        for ep_name, module, attr, section in plan.entry_points:
+            name, data = Script(ep_name, module, attr, section).generate(py, kind)  # type: ignore[arg-type]
             _write_fresh(os.path.join(scripts_root, name), data, exec_mode)
             rows.append((prefix("scripts") + name, _record_hash(data), str(len(data))))
             written += 1

@@ -55,7 +55,17 @@ def file_lock(path: str, timeout: float | None = None) -> Iterator[None]:
     if os.path.isdir(path):  # POSIX can lock a directory itself: no lock file left behind
         fd = os.open(path, os.O_RDONLY)
     else:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            # A lock file made by another user (0644), or on a read-only mount: flock
+            # works on a read-only descriptor too, so an existing file is enough.
+            if not os.path.isfile(path):
+                raise
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                raise exc from None
     try:
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.001

@@ -10,16 +10,21 @@ loop reads plain lists from here and does no parsing, hashing or path logic.
 from __future__ import annotations
 
 import json
+import marshal
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._wheel import EntryPoint, WheelInfo
+if TYPE_CHECKING:
+    from ._wheel import WheelInfo
 
 PLAN_FORMAT = 1
 
 FRESH_DIST_INFO = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
 """dist-info files the installer writes itself rather than linking from the wheel."""
+
+ScriptSpec = tuple[str, str, str, str]
+"""An entry-point script: (name, module, attribute, section ``console``/``gui``)."""
 
 LinkRow = tuple[str, str, int, str, bool]
 """(source path under the entry's ``files/``, destination under the scheme root,
@@ -39,13 +44,13 @@ class Plan:
     dirs: dict[str, list[str]]
     shebang_scripts: list[tuple[str, str, str]]
     """(source, destination under ``scripts``, RECORD hash of the cached original)."""
-    entry_points: list[EntryPoint]
+    entry_points: list[ScriptSpec]
     source: str = ""
     """Where the wheel was when admitted (used to heal without a wheel at hand)."""
     nfiles: int = field(default=0)
 
-    def to_json(self) -> str:
-        data: dict[str, Any] = {
+    def to_data(self) -> dict[str, Any]:
+        return {
             "format": PLAN_FORMAT,
             "sha256": self.sha256,
             "filename": self.filename,
@@ -57,15 +62,13 @@ class Plan:
             "links": self.links,
             "dirs": self.dirs,
             "shebang_scripts": self.shebang_scripts,
-            "entry_points": [[e.name, e.module, e.attr, e.section] for e in self.entry_points],
+            "entry_points": self.entry_points,
             "source": self.source,
             "nfiles": self.nfiles,
         }
-        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str) -> Plan:
-        d = json.loads(text)
+    def from_data(cls, d: dict[str, Any]) -> Plan:
         if d.get("format") != PLAN_FORMAT:
             raise ValueError(f"unknown plan format {d.get('format')!r}")
         return cls(
@@ -79,7 +82,7 @@ class Plan:
             links={k: [tuple(r) for r in v] for k, v in d["links"].items()},  # type: ignore[misc]
             dirs=d["dirs"],
             shebang_scripts=[tuple(r) for r in d["shebang_scripts"]],  # type: ignore[misc]
-            entry_points=[EntryPoint(*e) for e in d["entry_points"]],
+            entry_points=[tuple(e) for e in d["entry_points"]],  # type: ignore[misc]
             source=d.get("source", ""),
             nfiles=d["nfiles"],
         )
@@ -88,11 +91,36 @@ class Plan:
         """Every file this plan puts in each scheme (for rollback and conflicts)."""
         out: dict[str, list[str]] = {s: [r[1] for r in rows] for s, rows in self.links.items()}
         out.setdefault("scripts", []).extend(d for _s, d, _h in self.shebang_scripts)
-        out["scripts"].extend(e.name for e in self.entry_points)
+        out["scripts"].extend(e[0] for e in self.entry_points)
         out.setdefault(self.root_scheme, []).extend(
             f"{self.dist_info}/{n}" for n in sorted(FRESH_DIST_INFO)
         )
         return out
+
+
+_MARSHAL_MAGIC = f"safelink-plan-{PLAN_FORMAT}"
+
+
+def save(plan: Plan, directory: str) -> None:
+    """Write the plan twice: ``plan.json`` (portable, for people and other Pythons) and
+    ``plan.bin`` (marshal: several times faster to load on the hot path)."""
+    data = plan.to_data()
+    with open(os.path.join(directory, "plan.bin"), "wb") as f:
+        f.write(marshal.dumps((_MARSHAL_MAGIC, data), 4))
+    with open(os.path.join(directory, "plan.json"), "w", encoding="utf-8") as f:
+        f.write(json.dumps(data, separators=(",", ":")))
+
+
+def load(directory: str) -> Plan:
+    try:
+        with open(os.path.join(directory, "plan.bin"), "rb") as f:
+            magic, data = marshal.loads(f.read())
+        if magic == _MARSHAL_MAGIC:
+            return Plan.from_data(data)
+    except (OSError, ValueError, EOFError, TypeError, KeyError):
+        pass
+    with open(os.path.join(directory, "plan.json"), encoding="utf-8") as f:
+        return Plan.from_data(json.loads(f.read()))
 
 
 def make_plan(info: WheelInfo, sha256: str, shebang: set[str], source: str) -> Plan:
@@ -139,7 +167,7 @@ def make_plan(info: WheelInfo, sha256: str, shebang: set[str], source: str) -> P
         links=links,
         dirs={k: sorted(v, key=lambda p: (p.count("/"), p)) for k, v in dirs.items()},
         shebang_scripts=scripts,
-        entry_points=list(info.entry_points),
+        entry_points=[(e.name, e.module, e.attr, e.section) for e in info.entry_points],
         source=source,
         nfiles=nfiles,
     )
