@@ -8,10 +8,8 @@ by the interpreter's path, size and mtime.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import subprocess
 import sys
 import sysconfig
 from dataclasses import dataclass, field
@@ -148,6 +146,9 @@ def _interpreter_info(python: str, cache_root: str | None) -> dict[str, object]:
         raise TargetError(
             f"{python}: no such interpreter", "pass --python a python executable or venv"
         ) from None
+    import hashlib
+    import subprocess
+
     key = hashlib.sha256(
         f"{os.path.realpath(python)}\0{python}\0{st.st_size}\0{st.st_mtime_ns}".encode()
     ).hexdigest()

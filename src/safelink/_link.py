@@ -13,7 +13,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import strategies
@@ -106,6 +105,8 @@ class Linker:
             for task in tasks:
                 self._merge(self._run_chunk(*task))
         else:
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(self.threads, thread_name_prefix="safelink-link") as pool:
                 for counts in pool.map(lambda t: self._run_chunk(*t), tasks):
                     self._merge(counts)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from packaging.utils import canonicalize_name
 
 from ._environment import Target
 from .errors import SafelinkError
@@ -24,6 +23,14 @@ class Installed:
     version: str
     dist_info: str
     """Absolute path of the ``.dist-info`` directory."""
+
+
+_SEPARATORS = re.compile(r"[-_.]+")
+
+
+def canonicalize_name(name: str) -> str:
+    """PEP 503 normalisation (as ``packaging.utils``, without importing it on the hot path)."""
+    return _SEPARATORS.sub("-", name).lower()
 
 
 def find_installed(target: Target, name: str) -> list[Installed]:
@@ -144,36 +151,59 @@ def uninstall(
     All-or-nothing: files are moved aside first and deleted only when every
     distribution was removed. The cache is never touched.
     """
+    from ._cache import _crash_point
     from ._environment import resolve_target
     from ._lock import LockTimeout, env_lock_path, file_lock
     from ._transaction import Transaction, recover
-    from .errors import EnvironmentBusy, NotInstalled
+    from .errors import EnvironmentBusy, NotInstalled, TargetError
 
     tgt = resolve_target(target, python=python, prefix=prefix, flat=flat_target)
-    found: list[Installed] = []
-    for name in names:
-        insts = find_installed(tgt, name)
-        if not insts and not missing_ok:
-            raise NotInstalled(f"{name} is not installed in {tgt.root}")
-        found.extend(insts)
-    if not found:
+    if not os.path.isdir(tgt.root):
+        for name in names:
+            if not missing_ok:
+                raise NotInstalled(f"{name} is not installed in {tgt.root}")
         return []
-    timeout = 120.0 if lock_timeout is None else lock_timeout
+    timeout = (
+        lock_timeout
+        if lock_timeout is not None
+        else float(os.environ.get("SAFELINK_LOCK_TIMEOUT", "120"))
+    )
+
+    def remove(path: str) -> None:
+        txn.displace(path)
+        _crash_point("uninstall-mid")
+
     try:
         with file_lock(env_lock_path(tgt.root), timeout=timeout):
+            # Finish or undo an install that died here first: what is installed
+            # is only known once that is done.
             recover(tgt)
+            found: list[Installed] = []
+            for name in names:
+                insts = find_installed(tgt, name)
+                if not insts and not missing_ok:
+                    raise NotInstalled(f"{name} is not installed in {tgt.root}")
+                found.extend(insts)
+            if not found:
+                return []
             txn = Transaction(tgt, [])
-            txn.begin()
             try:
+                txn.begin()
                 for inst in found:
-                    remove_distribution(tgt, inst, txn.displace)
-            except BaseException:
+                    remove_distribution(tgt, inst, remove)
+                _crash_point("uninstall-before-commit")
+            except BaseException as exc:
                 txn.rollback()
+                if isinstance(exc, OSError):
+                    raise TargetError(
+                        f"cannot remove {exc.filename or tgt.root}: {exc.strerror}",
+                        "fix its permissions; nothing was removed",
+                    ) from None
                 raise
             txn.commit()
     except LockTimeout:
         raise EnvironmentBusy(
             f"environment {tgt.root} is being modified by another safelink process",
-            "try again when it has finished",
+            f"waited {timeout:g} s; try again when it has finished",
         ) from None
     return found

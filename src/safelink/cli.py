@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
 from .errors import SafelinkError
@@ -218,8 +219,10 @@ def _install(args: argparse.Namespace, cache: object) -> int:
     from ._install import install
 
     assert isinstance(cache, Cache)
+    progress = _progress_display() if not (args.quiet or args.json) else None
     report = install(
         args.wheels,
+        progress=progress,
         python=args.python,
         prefix=args.prefix,
         flat_target=args.target,
@@ -233,6 +236,9 @@ def _install(args: argparse.Namespace, cache: object) -> int:
         threads=args.threads,
         max_unpacked=args.max_unpacked_size,
     )
+    progress_done = getattr(progress, "done", None)
+    if progress_done:
+        progress_done()
     if args.json:
         print(json.dumps(report.to_dict(), default=str))
         return 0
@@ -251,6 +257,37 @@ def _install(args: argparse.Namespace, cache: object) -> int:
             )
     _out(args, report.summary())
     return 0
+
+
+def _progress_display() -> Any:
+    """A one-line status on a terminal, shown only once work has taken about a second."""
+    if not sys.stderr.isatty():
+        return None
+    import time
+
+    start = time.monotonic()
+    shown = [False]
+
+    def show(event: Any) -> None:
+        if time.monotonic() - start < 1.0:
+            return
+        shown[0] = True
+        if event.stage == "admit":
+            text = f"unpacking {event.wheel} into the cache ({event.done + 1}/{event.total})"
+        elif event.stage == "link":
+            text = f"linking {event.total:,} files"
+        else:
+            text = f"writing metadata for {event.wheel}"
+        sys.stderr.write(f"\r\x1b[2K{text[:100]}")
+        sys.stderr.flush()
+
+    def done() -> None:
+        if shown[0]:
+            sys.stderr.write("\r\x1b[2K")
+            sys.stderr.flush()
+
+    show.done = done  # type: ignore[attr-defined]
+    return show
 
 
 def _probe(args: argparse.Namespace, cache: object) -> int:

@@ -1,0 +1,60 @@
+"""Is this wheel for that interpreter? Answered without importing ``packaging`` on warm runs.
+
+``packaging.tags`` computes the full list of tags an interpreter supports
+(hundreds of manylinux variants); that costs a few milliseconds on every
+start-up. The list depends only on the implementation, version, ABI flavour and
+machine, so it is computed once and remembered in the cache; a wheel's own
+tags come straight from its filename (PEP 427: ``py-abi-platform`` with
+``.``-compressed sets).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._environment import Target
+
+
+def filename_tags(filename: str) -> set[str] | None:
+    """Expanded ``py-abi-plat`` tags of a wheel filename, or None if it is malformed."""
+    if not filename.endswith(".whl"):
+        return None
+    parts = filename[:-4].split("-")
+    if len(parts) not in (5, 6):
+        return None
+    pys, abis, plats = (p.split(".") for p in parts[-3:])
+    return {f"{py}-{abi}-{plat}" for py in pys for abi in abis for plat in plats}
+
+
+def _key(target: Target) -> str:
+    machine = os.uname().machine if hasattr(os, "uname") else "unknown"
+    ft = "t" if target.free_threaded else ""
+    major, minor = target.version
+    return f"{target.implementation}-{major}.{minor}{ft}-{sys.platform}-{machine}"
+
+
+def supported(target: Target, cache_root: str | None) -> set[str]:
+    """Tags *target* accepts, from the cache when this kind of interpreter was seen before."""
+    path = os.path.join(cache_root, "tags", _key(target) + ".txt") if cache_root else None
+    if path:
+        try:
+            with open(path, encoding="ascii") as f:
+                tags = set(f.read().split())
+            if tags:
+                return tags
+        except OSError:
+            pass
+    tags = target.supported_tags()
+    if path:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{os.getpid()}"
+            with open(tmp, "w", encoding="ascii") as f:
+                f.write("\n".join(sorted(tags)))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only cache: recompute next time
+    return tags
