@@ -48,6 +48,9 @@ class Plan:
     source: str = ""
     """Where the wheel was when admitted (used to heal without a wheel at hand)."""
     nfiles: int = field(default=0)
+    record: dict[str, str] = field(default_factory=dict)
+    """Per scheme, the RECORD lines of its linked files, rendered (CSV-quoted) at admission;
+    paths are relative to the scheme root, so installing only prefixes other schemes' lines."""
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -65,6 +68,7 @@ class Plan:
             "entry_points": self.entry_points,
             "source": self.source,
             "nfiles": self.nfiles,
+            "record": self.record,
         }
 
     @classmethod
@@ -85,6 +89,7 @@ class Plan:
             entry_points=[tuple(e) for e in d["entry_points"]],  # type: ignore[misc]
             source=d.get("source", ""),
             nfiles=d["nfiles"],
+            record=d.get("record") or render_record(d["links"]),
         )
 
     def destinations(self) -> dict[str, list[str]]:
@@ -96,6 +101,19 @@ class Plan:
             f"{self.dist_info}/{n}" for n in sorted(FRESH_DIST_INFO)
         )
         return out
+
+
+def render_record(links: dict[str, list[Any]]) -> dict[str, str]:
+    """RECORD lines (``path,hash,size``) per scheme, quoted as the csv module does."""
+    import csv
+    import io
+
+    out = {}
+    for scheme, rows in links.items():
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows((r[1], r[3], r[2]) for r in rows)
+        out[scheme] = buf.getvalue()
+    return out
 
 
 _MARSHAL_MAGIC = f"safelink-plan-{PLAN_FORMAT}"
@@ -170,4 +188,5 @@ def make_plan(info: WheelInfo, sha256: str, shebang: set[str], source: str) -> P
         entry_points=[(e.name, e.module, e.attr, e.section) for e in info.entry_points],
         source=source,
         nfiles=nfiles,
+        record=render_record(links),  # type: ignore[arg-type]
     )

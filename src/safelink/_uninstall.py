@@ -115,6 +115,11 @@ def remove_distribution(target: Target, inst: Installed, remove: Callable[[str],
             except OSError:
                 pass
             dirs.add(cache)
+    # The headers root (a venv's include/site/pythonX.Y) is made by the first install
+    # that has headers, so it goes with the last one; the directory above it stays.
+    headers_parent = os.path.dirname(target.headers)
+    if target.kind == "venv":
+        headers_parent = os.path.dirname(headers_parent)
     keep = {
         os.path.realpath(p)
         for p in (
@@ -122,7 +127,7 @@ def remove_distribution(target: Target, inst: Installed, remove: Callable[[str],
             target.purelib,
             target.platlib,
             target.scripts,
-            target.headers,
+            headers_parent,
             target.data,
         )
     }
