@@ -57,7 +57,8 @@ _FILE_KINDS = {
     stat.S_IFSOCK: "a socket",
 }
 
-_DRIVE = re.compile(r"^[A-Za-z]:")
+_DRIVE = re.compile(r"^.:", re.DOTALL)
+"""A drive prefix: Windows parses any one character before ':' as a drive (``0:x``)."""
 _SCRIPT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
 _ENTRY_VALUE = re.compile(
     r"^(?P<module>[\w.]+)\s*(:\s*(?P<attrs>[\w.]+)\s*)?(?P<extras>\[.*\])?\s*$"
@@ -129,8 +130,10 @@ def check_member_name(filename: str, name: str, what: str = "member") -> PurePos
         raise unsafe("contains a NUL byte")
     if "\\" in name:
         raise unsafe("contains a backslash")
-    if name.startswith("/") or _DRIVE.match(name):
+    if name.startswith("/"):
         raise unsafe("is an absolute path")
+    if _DRIVE.match(name):
+        raise unsafe("starts with a drive prefix")
     parts = name[:-1].split("/") if name.endswith("/") else name.split("/")
     for part in parts:
         if part in ("", ".", ".."):
