@@ -52,3 +52,13 @@ def bench(session: nox.Session) -> None:
     """The full filesystem matrix; writes benchmarks/results/ (needs root for loop mounts)."""
     session.install("-e", ".[bench]")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation into site/; any mkdocs or mkdocstrings warning fails it."""
+    session.install("-e", ".[docs]")
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs,
+        env={"NO_MKDOCS_2_WARNING": "1"},
+    )
