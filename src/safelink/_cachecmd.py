@@ -25,7 +25,8 @@ def entry_in_use(cache: Cache, entry: Entry) -> bool:
 
     Hardlinked entries tell by link counts; for clone/copy/symlink installs the
     registry of environments is checked (an environment counts while it still
-    has the distribution's ``.dist-info`` installed by safelink).
+    has the distribution's ``.dist-info``, whichever tool wrote it: symlinks made
+    through :class:`safelink.destination.LinkingDestination` point into the entry too).
     """
     plan = entry.plan
     for rows in plan.links.values():
@@ -40,13 +41,7 @@ def entry_in_use(cache: Cache, entry: Entry) -> bool:
             continue
         for dirpath, dirnames, _files in os.walk(env):
             if plan.dist_info in dirnames:
-                installer = os.path.join(dirpath, plan.dist_info, "INSTALLER")
-                try:
-                    with open(installer, encoding="utf-8") as f:
-                        if f.read().strip() == "safelink":
-                            return True
-                except OSError:
-                    pass
+                return True  # whoever wrote INSTALLER, it may still point into the entry
             if dirpath.count(os.sep) - env.count(os.sep) > 4:
                 dirnames[:] = []
     return False

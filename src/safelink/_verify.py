@@ -18,6 +18,7 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from ._cache import Cache, Entry
+from ._lock import env_lock_path, file_lock
 from .errors import CacheCorrupt
 
 
@@ -233,9 +234,9 @@ def cli(args: argparse.Namespace, cache: Cache) -> int:
     if args.command == "repair":
         actions = repair_cache(cache, findings, args.dry_run)
         for env in args.env:
-            actions += repair_env(
-                cache, os.path.abspath(env), env_findings[os.path.abspath(env)], args.dry_run
-            )
+            root = os.path.abspath(env)
+            with file_lock(env_lock_path(root), timeout=120):  # not while an install runs
+                actions += repair_env(cache, root, env_findings[root], args.dry_run)
         if args.json:
             print(json.dumps({"actions": actions}))
         else:

@@ -141,7 +141,7 @@ def probe(cache_root: str, target_dir: str, *, refresh: bool = False) -> ProbeRe
     _memory[key] = result
     try:
         os.makedirs(os.path.dirname(store), exist_ok=True)
-        tmp = f"{store}.{os.getpid()}"
+        tmp = f"{store}.{os.getpid()}.{time.monotonic_ns()}"
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(result.to_json())
         os.replace(tmp, store)
