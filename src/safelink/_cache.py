@@ -23,6 +23,7 @@ import errno
 import hashlib
 import os
 import shutil
+import sys
 import time
 import zipfile
 import zlib
@@ -50,6 +51,14 @@ _TEST_HOOK = "SAFELINK_TEST_CRASH"
 # The crash-test hook, read once: ``SAFELINK_TEST_CRASH=<point>`` or ``<point>:<n>``
 # makes the process SIGKILL itself the n-th time (default: first) it passes
 # ``_crash_point("<point>")``. Unset (always, in real use) it costs one global test.
+# Points (see tests/test_crash.py):
+#   admission: admit-mid (after each member), admit-before-plan, admit-before-rename
+#   install:   journal-written (temp journal not yet renamed), install-after-stash,
+#              link-after (after each linked file), install-after-link,
+#              fresh-written (a script/metadata/RECORD temp file not yet renamed),
+#              before-record, finalized (after each wheel), before-commit, commit-mid
+#   uninstall: uninstall-mid (after each file moved aside), uninstall-before-commit
+#   recovery:  restore-mid (after each file moved back from the stash)
 _CRASH_SPEC = os.environ.get(_TEST_HOOK) or None
 _CRASH_NAME, _, _crash_n = (_CRASH_SPEC or "").partition(":")
 _CRASH_AT = int(_crash_n) if _crash_n.isdigit() else 1
@@ -172,6 +181,16 @@ class Cache:
 
     def admit(self, wheel: str | os.PathLike[str], *, max_unpacked: int | None = None) -> Entry:
         """Return the cache entry for *wheel*, unpacking and verifying it first if needed."""
+        return self.admit_status(wheel, max_unpacked=max_unpacked)[0]
+
+    def admit_status(
+        self, wheel: str | os.PathLike[str], *, max_unpacked: int | None = None
+    ) -> tuple[Entry, bool]:
+        """Like :meth:`admit`; also say whether *this* call unpacked the wheel.
+
+        When several processes admit one wheel at once, exactly one of them
+        unpacks it; the others wait for its lock and get its entry.
+        """
         wheel = os.path.abspath(os.fspath(wheel))
         filename = os.path.basename(wheel)
         if not os.path.exists(wheel):
@@ -181,7 +200,7 @@ class Cache:
         sha = self.wheel_sha256(wheel)
         entry = self.get(sha)
         if entry is not None:
-            return entry
+            return entry, False
         with contextlib.ExitStack() as held:
             try:
                 held.enter_context(file_lock(os.path.join(self._dir("locks"), f"{sha}.lock")))
@@ -189,8 +208,8 @@ class Cache:
                 raise self._unwritable(exc, filename) from None
             entry = self.get(sha)
             if entry is not None:
-                return entry
-            return self._admit_locked(wheel, filename, sha, max_unpacked)
+                return entry, False
+            return self._admit_locked(wheel, filename, sha, max_unpacked), True
 
     def _unwritable(self, exc: OSError, filename: str) -> SafelinkError:
         if exc.errno == errno.ENOSPC:
@@ -213,7 +232,8 @@ class Cache:
         try:
             try:
                 zf = zipfile.ZipFile(wheel)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+                # ValueError: e.g. a name flagged UTF-8 that is not (UnicodeDecodeError)
                 raise InvalidWheel(f"{wheel}: not a valid zip archive ({exc})") from None
             with zf:
                 from ._wheel import read_wheel
@@ -355,10 +375,7 @@ def _temp_owner(name: str) -> int | None:
     """The pid in a temp name: ``<sha16>-<pid>-<ns>`` (admission), ``evict-<sha16>-<pid>-<ns>``,
     ``.safelink-probe-<pid>-...`` (probe trial files)."""
     parts = name.split("-")
-    if name.startswith("evict-") or name.startswith(".safelink-probe-"):
-        idx = 2
-    else:
-        idx = 1
+    idx = 2 if name.startswith(("evict-", ".safelink-probe-")) else 1
     if len(parts) > idx and parts[idx].isdigit():
         return int(parts[idx])
     return None
@@ -420,7 +437,11 @@ def _rmtree(path: str) -> None:
         except OSError:
             pass
 
-    if os.path.lexists(path):
+    if not os.path.lexists(path):
+        return
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=onerror)  # onerror= is deprecated from 3.12 on
+    else:
         shutil.rmtree(path, onerror=onerror)
 
 

@@ -23,14 +23,15 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from . import strategies
-from ._cache import Cache, Entry
+from ._cache import Cache, Entry, _crash_point, crash_armed
 from ._environment import Target, resolve_target
 from ._guard import Guard, hardlink_allowed
 from ._link import Job, Linker
@@ -42,11 +43,13 @@ from ._uninstall import find_installed, remove_distribution
 from .errors import (
     EnvironmentBusy,
     IncompatibleWheel,
+    LinkFailed,
     SafelinkError,
     TargetError,
 )
-from .strategies import DirPair
-from .strategies.auto import decide
+from .strategies import DirPair, Strategy
+from .strategies.auto import Decision, chain_for, decide
+from .strategies.probe import describe_errno
 
 log = logging.getLogger("safelink")
 
@@ -124,9 +127,8 @@ def install(
     for i, path in enumerate(paths):
         if progress:
             progress(Progress("admit", os.path.basename(path), i, len(paths)))
-        had = _cached(cache, path)
-        entry = cache.admit(path, max_unpacked=max_unpacked)
-        entries.append((path, entry, not had))
+        entry, admitted = cache.admit_status(path, max_unpacked=max_unpacked)
+        entries.append((path, entry, admitted))
     report.timings["admit"] = time.perf_counter() - t0
 
     seen: dict[str, str] = {}
@@ -165,7 +167,7 @@ def install(
     except LockTimeout:
         raise EnvironmentBusy(
             f"environment {tgt.root} is being modified by another safelink process",
-            f"waited {timeout:.0f} s; try again when it has finished",
+            f"waited {timeout:g} s; try again when it has finished",
         ) from None
     report.timings["total"] = time.perf_counter() - t0
     for w in report.warnings:
@@ -192,24 +194,20 @@ def _check_tags(paths: list[str], tgt: Target) -> None:
             )
 
 
-def _cached(cache: Cache, path: str) -> bool:
-    try:
-        return cache.get(cache.wheel_sha256(path)) is not None
-    except OSError:
-        return False
-
-
 def _prepare_root(tgt: Target) -> None:
+    probe_file = os.path.join(
+        tgt.purelib, f".safelink-write-test-{os.getpid()}-{threading.get_ident()}"
+    )
     try:
         os.makedirs(tgt.root, exist_ok=True)
         for d in {tgt.purelib, tgt.platlib}:
             os.makedirs(d, exist_ok=True)
-        probe_file = os.path.join(tgt.purelib, f".safelink-write-test-{os.getpid()}")
         os.close(os.open(probe_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         os.unlink(probe_file)
     except OSError as exc:
+        where = exc.filename if exc.filename and exc.filename != probe_file else tgt.purelib
         raise TargetError(
-            f"cannot write to {exc.filename or tgt.purelib}: {exc.strerror}",
+            f"cannot write to {where}: {exc.strerror}",
             "choose a writable target (--python, --prefix, --target) or fix its permissions",
         ) from None
 
@@ -230,22 +228,25 @@ def _install_locked(
 ) -> None:
     t1 = time.perf_counter()
     strategies.get(link_mode) if link_mode != "auto" else None  # unknown names fail here
-    decision = decide(cache.root, cache.base, tgt.purelib, link_mode,
-                      hardlink_allowed=hardlink_allowed(guard, cache.base, tgt.root),
-                      allow_fallback=allow_fallback)
+    decision = _decide(cache, tgt, link_mode, guard, allow_fallback)
     chain, fallback = decision.chain, decision.allow_fallback
     report.link_mode = decision.mode
     report.warnings.extend(decision.warnings)
 
     plans = [e.plan for _, e, _ in entries]
     txn = Transaction(tgt, [_journal_plan(tgt, p) for p in plans])
-    txn.begin()
+    try:
+        txn.begin()
+    except OSError as exc:
+        raise _os_error(exc, tgt) from None  # nothing was changed yet
     try:
         replaced: dict[str, str] = {}
         for plan in plans:
             for inst in find_installed(tgt, plan.name):
                 remove_distribution(tgt, inst, txn.displace)
                 replaced[plan.name] = inst.version
+        _displace_existing(txn)
+        _crash_point("install-after-stash")
         txn.linking()
         fds: list[int] = []
         jobs: list[Job] = []
@@ -260,12 +261,15 @@ def _install_locked(
                 displace=lambda pair, dst: txn.displace(os.path.join(pair.dst_root, dst)),
                 threads=threads if threads is not None else _default_threads(nfiles),
             )
+            if crash_armed("link-after"):
+                _arm_link_crash(linker)
             if progress:
                 progress(Progress("link", "", 0, nfiles))
             stats = linker.run(jobs)
         finally:
             for fd in fds:
                 os.close(fd)
+        _crash_point("install-after-link")
         report.timings["link"] = time.perf_counter() - t1
         report.files_by_mode = stats.counts
         report.fallbacks = stats.fallbacks
@@ -290,19 +294,166 @@ def _install_locked(
                 )
             )
             cache.register_env(plan.sha256, tgt.root)
+            _crash_point("finalized")
         report.timings["finalize"] = time.perf_counter() - t2
+        _crash_point("before-commit")
     except BaseException as exc:
-        txn.rollback()
+        try:
+            txn.rollback()
+        except OSError as again:
+            # The journal stays: the next safelink run on this environment retries.
+            log.warning("rolling back %s failed (%s); the next run will retry", tgt.root, again)
         if isinstance(exc, OSError):
             raise _os_error(exc, tgt) from None
+        if isinstance(exc, LinkFailed):
+            raise _link_failed(exc) from None
         raise
-    txn.commit()
+    try:
+        txn.commit()
+    except OSError as exc:
+        # Every file is in place; only the old files' stash could not be deleted.
+        report.warnings.append(f"could not remove {txn.stash}: {exc.strerror}")
+
+
+def _decide(
+    cache: Cache, tgt: Target, link_mode: str, guard: Guard, allow_fallback: bool | None
+) -> Decision:
+    """The link-mode decision, even when the probe cannot write into the cache.
+
+    A read-only cache, a full one or another user's shared cache can still be
+    installed from: with no probe, ``auto`` tries clone, then hardlink, then copy
+    on the first file when both sides are on one filesystem (the link loop
+    falls back and reports each switch), and copies otherwise.
+    """
+    allowed = hardlink_allowed(guard, cache.base, tgt.root)
+    try:
+        return decide(
+            cache.root,
+            cache.base,
+            tgt.purelib,
+            link_mode,
+            hardlink_allowed=allowed,
+            allow_fallback=allow_fallback,
+        )
+    except OSError as exc:
+        why = describe_errno(exc)
+    fallback = allow_fallback if allow_fallback is not None else link_mode == "auto"
+    if link_mode != "auto":
+        return Decision(link_mode, chain_for(link_mode, hardlink_allowed=allowed), fallback)
+    try:
+        same = os.stat(cache.root).st_dev == os.stat(tgt.purelib).st_dev
+    except OSError:
+        same = False
+    mode = "clone" if same else "copy"
+    d = Decision(mode, chain_for(mode, hardlink_allowed=allowed), True)
+    d.warnings.append(
+        f"cannot probe link modes in the cache at {cache.base} ({why}); "
+        + ("trying each mode on the first file" if same else "copying every file")
+    )
+    return d
+
+
+def _link_failed(exc: LinkFailed) -> LinkFailed:
+    """Name the kernel's hardlink restriction when that is what refused."""
+    if "'hardlink'" not in exc.message or "EPERM" not in exc.message:
+        return exc
+    try:
+        with open("/proc/sys/fs/protected_hardlinks", encoding="ascii") as f:
+            protected = f.read().strip() == "1"
+    except OSError:
+        protected = False
+    why = (
+        "fs.protected_hardlinks=1 forbids hardlinking files you do not own"
+        if protected
+        else "the cached files are not yours to hardlink"
+    )
+    return LinkFailed(exc.message, f"{why}; use --link-mode copy or --allow-fallback")
+
+
+def _displace_existing(txn: Transaction) -> None:
+    """Move aside whatever already sits where this install will put a file.
+
+    Then a rollback can remove every planned destination without ever
+    deleting a file that was there before (another distribution's file, a
+    user's file): those are in the stash and come back. One ``listdir`` per
+    scheme root, and per existing directory the wheel shares with what is
+    installed (a namespace package): a fresh environment costs a few syscalls.
+    """
+    for plan in txn.plans:
+        dests: dict[str, list[str]] = plan["dests"]  # type: ignore[assignment]
+        dirs: dict[str, list[str]] = plan["dirs"]  # type: ignore[assignment]
+        for root, rels in dests.items():
+            try:
+                names = set(os.listdir(root))
+            except OSError:
+                continue  # not there yet: nothing below it either
+            for name in names.intersection(rels):  # files straight in the root
+                txn.displace(os.path.join(root, name))
+            shared = {d for d in dirs.get(root, ()) if "/" not in d and d in names}
+            if not shared:
+                continue
+            groups: dict[str, list[str]] = {}
+            for rel in rels:
+                parent, sep, name = rel.rpartition("/")
+                if sep and rel.partition("/")[0] in shared:
+                    groups.setdefault(parent, []).append(name)
+            for parent, group in groups.items():
+                directory = os.path.join(root, parent)
+                try:
+                    present = set(os.listdir(directory))
+                except OSError:
+                    continue
+                for name in present.intersection(group):
+                    txn.displace(os.path.join(directory, name))
+
+
+def _arm_link_crash(linker: Linker) -> None:
+    """Test hook ``SAFELINK_TEST_CRASH=link-after:N``: die after N files were linked."""
+
+    def wrap(inner: Strategy) -> Strategy:
+        class Crashing:
+            name: ClassVar[str] = inner.name
+            shares_inode: ClassVar[bool] = inner.shares_inode
+            isolated: ClassVar[bool] = inner.isolated
+
+            def link(self, pair: DirPair, src: str, dst: str, executable: bool) -> None:
+                inner.link(pair, src, dst, executable)
+                _crash_point("link-after")
+
+        return Crashing()
+
+    linker.chain = [wrap(s) for s in linker.chain]
 
 
 def _journal_plan(tgt: Target, plan: Plan) -> dict[str, object]:
-    dests = {tgt.scheme_root(s, plan.name): rels for s, rels in plan.destinations().items()}
-    dirs = {tgt.scheme_root(s, plan.name): rels for s, rels in plan.dirs.items()}
-    return {"name": plan.name, "dests": dests, "dirs": dirs}
+    """What a rollback must remove for *plan*, as absolute roots and relative paths.
+
+    Schemes can share a root (``--target``: purelib, platlib and data are one
+    directory), so their lists are merged, never overwritten. ``made`` lists the
+    scheme roots (``bin``, a headers directory) that do not exist yet: this
+    install creates them, so a rollback removes them again.
+    """
+    dests: dict[str, list[str]] = {}
+    for scheme, rels in plan.destinations().items():
+        dests.setdefault(tgt.scheme_root(scheme, plan.name), []).extend(rels)
+    dirs: dict[str, list[str]] = {}
+    for scheme, rels in plan.dirs.items():
+        dirs.setdefault(tgt.scheme_root(scheme, plan.name), []).extend(rels)
+    for rels in dirs.values():
+        rels.sort(key=lambda p: (p.count("/"), p))  # parents first; removed in reverse
+    root = os.path.abspath(tgt.root)
+    made: set[str] = set()
+    for d in {*dests, *dirs}:
+        d = os.path.abspath(d)
+        while d != root and d.startswith(root + os.sep) and not os.path.isdir(d):
+            made.add(d)
+            d = os.path.dirname(d)
+    return {
+        "name": plan.name,
+        "dests": dests,
+        "dirs": dirs,
+        "made": sorted(made, key=lambda p: (p.count(os.sep), p)),
+    }
 
 
 def _jobs_for(tgt: Target, cache: Cache, entry: Entry, wheel: str, fds: list[int]) -> list[Job]:
@@ -337,23 +488,50 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
+_UMASK_LOCK = threading.Lock()
+
+
 def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
+    """The process umask, read without changing it where the OS allows.
+
+    Setting and restoring it would race with other threads creating files.
+    """
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
     return mask
 
 
 def _write_fresh(path: str, data: bytes, mode: int) -> None:
-    """Write a new file beside *path* and rename it into place (never through a link)."""
+    """Write a new file beside *path* and rename it into place (never through a link).
+
+    The temporary name is ``<path>.safelink-<pid>``: a rollback after a crash
+    knows it from the journal and removes it too.
+    """
     tmp = f"{path}.safelink-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        _crash_point("fresh-written")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _finalize(
@@ -375,7 +553,8 @@ def _finalize(
         rows.extend((p + dst, digest, str(size)) for _src, dst, size, digest, _x in links)
 
     written = 0
-    exec_mode = 0o777 & ~_umask()
+    umask = _umask()
+    exec_mode = 0o777 & ~umask
     scripts_root = tgt.scripts
     if plan.entry_points or plan.shebang_scripts:
         os.makedirs(scripts_root, exist_ok=True)
@@ -416,7 +595,7 @@ def _finalize(
         sort_keys=True,
     ).encode()
     for name, data in meta.items():
-        _write_fresh(os.path.join(dist_info, name), data, 0o666 & ~_umask())
+        _write_fresh(os.path.join(dist_info, name), data, 0o666 & ~umask)
         rows.append((f"{plan.dist_info}/{name}", _record_hash(data), str(len(data))))
         written += 1
 
@@ -444,7 +623,8 @@ def _finalize(
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerows(rows)
-    _write_fresh(os.path.join(dist_info, "RECORD"), buf.getvalue().encode(), 0o666 & ~_umask())
+    _crash_point("before-record")
+    _write_fresh(os.path.join(dist_info, "RECORD"), buf.getvalue().encode(), 0o666 & ~umask)
     return written + 1
 
 
@@ -498,6 +678,8 @@ def _fallback_warning(fb: object, cache: Cache) -> str:
 
 def _os_error(exc: OSError, tgt: Target) -> SafelinkError:
     where = exc.filename or tgt.root
+    if os.path.basename(str(where)).startswith(".safelink-"):
+        where = tgt.root  # our journal or stash: the environment itself is the problem
     if exc.errno == errno.ENOSPC:
         return SafelinkError(
             f"no space left on device while installing into {tgt.root}",

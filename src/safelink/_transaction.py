@@ -8,39 +8,72 @@ install commits. If the process dies, the next safelink run on the
 environment finds the journal and rolls back: it removes what the plans would
 have created and moves the stash back. So an environment never keeps files
 that no RECORD lists.
+
+Phases written to the journal, in order:
+
+* ``stashing``  - moving old files into the stash; nothing new exists yet.
+* ``linking``   - new files are being created at planned destinations.
+* ``restoring`` - a rollback removed the new files and is moving the stash back
+  (so a rollback interrupted in turn never removes restored files again).
+* ``committed`` - the install is complete; only the stash is left to delete.
+
+Rollback and recovery are idempotent: running them again after a crash
+during either of them finishes the job.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
 import time
 from collections.abc import Iterable
 
+from ._cache import _crash_point
 from ._environment import Target
 
 JOURNAL = ".safelink-journal.json"
+STASH_PREFIX = ".safelink-stash-"
+FRESH_SUFFIX = ".safelink-"
+"""Fresh files (RECORD, scripts, metadata) are written to ``<dest>.safelink-<pid>`` first."""
 
 
 class Transaction:
-    def __init__(self, target: Target, plans: list[dict[str, object]], stash: str | None = None):
+    def __init__(
+        self,
+        target: Target,
+        plans: list[dict[str, object]],
+        stash: str | None = None,
+        pid: int | None = None,
+    ):
         self.target = target
         self.plans = plans
-        """Per wheel: {"dist_info": ..., "root_scheme": ..., "dests": {scheme_root: [rel...]}}"""
+        """Per wheel: {"name": ..., "dests": {scheme_root: [rel...]}, "dirs": {...}}"""
+        self.pid = os.getpid() if pid is None else pid
         self.stash = stash or os.path.join(
-            target.root, f".safelink-stash-{os.getpid()}-{time.monotonic_ns()}"
+            target.root, f"{STASH_PREFIX}{self.pid}-{time.monotonic_ns()}"
         )
         self.journal = os.path.join(target.root, JOURNAL)
         self.phase = "new"
 
     # -- journal -----------------------------------------------------------
     def _write(self) -> None:
-        data = {"phase": self.phase, "stash": self.stash, "plans": self.plans}
+        # Only a rollback from "linking" needs the plans (what to remove): the other
+        # phases write a few bytes, not every destination of every wheel.
+        plans = self.plans if self.phase == "linking" else []
+        data = {"phase": self.phase, "stash": self.stash, "pid": self.pid, "plans": plans}
         tmp = f"{self.journal}.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(tmp, self.journal)
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(data, f)
+            _crash_point("journal-written")
+            os.replace(tmp, self.journal)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                _unlink_quiet(tmp)
+            raise
 
     def begin(self) -> None:
         self.phase = "stashing"
@@ -55,12 +88,24 @@ class Transaction:
         try:
             with open(os.path.join(target.root, JOURNAL), encoding="utf-8") as f:
                 data = json.load(f)
+            if not isinstance(data, dict):
+                raise ValueError("not a journal")
         except FileNotFoundError:
             return None
         except (OSError, ValueError):
+            # Unreadable (only outside tampering does this): restore every stash,
+            # remove nothing, since what was created is unknown.
             data = {"phase": "stashing", "stash": "", "plans": []}
-        txn = cls(target, list(data.get("plans", [])), str(data.get("stash") or "") or None)
+        pid = data.get("pid")
+        txn = cls(
+            target,
+            list(data.get("plans", [])),
+            str(data.get("stash") or "") or None,
+            pid if isinstance(pid, int) else None,
+        )
         txn.phase = str(data.get("phase", "stashing"))
+        if not data.get("stash"):
+            txn.stash = ""
         return txn
 
     # -- stash -------------------------------------------------------------
@@ -69,43 +114,67 @@ class Transaction:
         return os.path.join(self.stash, rel)
 
     def displace(self, path: str) -> None:
-        """Move *path* out of the way, keeping it until commit."""
+        """Move *path* out of the way, keeping it until commit.
+
+        Never deletes: if the file cannot be kept (it is on another filesystem
+        than the environment's root, e.g. a mounted ``bin``), it is copied into
+        the stash first.
+        """
         dest = self._stashed(path)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         try:
             os.rename(path, dest)
         except FileNotFoundError:
             pass
-        except OSError:
-            if os.path.isdir(path) and not os.path.islink(path):
+        except OSError as exc:
+            if exc.errno != errno.EXDEV or (os.path.isdir(path) and not os.path.islink(path)):
                 raise
+            shutil.copy2(path, dest, follow_symlinks=False)
             os.unlink(path)
 
     # -- outcome -----------------------------------------------------------
     def commit(self) -> None:
-        shutil.rmtree(self.stash, ignore_errors=True)
+        # Mark the install complete first: a crash while the stash is deleted
+        # must finish the commit, never roll a complete install back.
+        self.phase = "committed"
         try:
+            self._write()
+        except OSError:
+            # No room even for the journal (a full disk): drop it instead, so the
+            # install stands; the next run sweeps the stash this leaves.
             os.unlink(self.journal)
-        except FileNotFoundError:
-            pass
+        _crash_point("commit-mid")
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.stash:
+            _rmtree_quiet(self.stash)
+        _unlink_quiet(self.journal)
 
     def rollback(self) -> None:
+        if self.phase == "committed":
+            self._finish()
+            return
         if self.phase == "linking":
             for plan in self.plans:
                 self._remove_planned(plan)
+            # From here on the planned paths hold nothing of ours: a rollback
+            # interrupted below must not remove them again once restored.
+            self.phase = "restoring"
+            with contextlib.suppress(OSError):
+                self._write()
         self._restore_stash()
-        try:
-            os.unlink(self.journal)
-        except FileNotFoundError:
-            pass
+        _unlink_quiet(self.journal)
 
     def _remove_planned(self, plan: dict[str, object]) -> None:
         dests: dict[str, list[str]] = plan["dests"]  # type: ignore[assignment]
         dirs: dict[str, list[str]] = plan.get("dirs", {})  # type: ignore[assignment]
+        fresh = f"{FRESH_SUFFIX}{self.pid}"
         for root, rels in dests.items():
             for rel in rels:
                 path = os.path.join(root, rel)
                 _unlink_quiet(path)
+                _unlink_quiet(path + fresh)  # a fresh file caught before its rename
                 if rel.endswith(".py"):
                     _remove_pycs(path)
         for root, rels in dirs.items():
@@ -113,27 +182,52 @@ class Transaction:
                 path = os.path.join(root, rel)
                 _rmdir_quiet(os.path.join(path, "__pycache__"))
                 _rmdir_quiet(path)
+        made: list[str] = plan.get("made", [])  # type: ignore[assignment]
+        for path in reversed(made):  # scheme roots this install created, deepest first
+            _rmdir_quiet(path)
 
     def _restore_stash(self) -> None:
-        if not self.stash or not os.path.isdir(self.stash):
+        if not self.stash:
+            # The journal was unreadable: put back whatever any stash holds.
+            for stash in _stashes(self.target.root):
+                Transaction(self.target, [], stash)._restore_stash()
             return
-        for dirpath, _dirnames, filenames in os.walk(self.stash):
-            for name in filenames:
+        if not os.path.isdir(self.stash):
+            return
+        for dirpath, dirnames, filenames in os.walk(self.stash):
+            # Symlinks to directories are listed as directories: move them too.
+            names = filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+            for name in names:
                 src = os.path.join(dirpath, name)
                 dest = os.path.join(self.target.root, os.path.relpath(src, self.stash))
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
-                _unlink_quiet(dest)
+                if os.path.isdir(dest) and not os.path.islink(dest):
+                    _rmtree_quiet(dest)
+                else:
+                    _unlink_quiet(dest)
                 os.rename(src, dest)
-        shutil.rmtree(self.stash, ignore_errors=True)
+                _crash_point("restore-mid")
+        _rmtree_quiet(self.stash)
+
+
+def _stashes(root: str) -> list[str]:
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    return [os.path.join(root, n) for n in names if n.startswith(STASH_PREFIX)]
 
 
 def _unlink_quiet(path: str) -> None:
+    """Remove a file if it is there; directories and absent paths are left alone."""
     try:
         os.unlink(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         pass
-    except IsADirectoryError:
-        pass
+    except OSError:
+        # EROFS comes before ENOENT on a read-only mount; EPERM for a directory.
+        if os.path.lexists(path) and not (os.path.isdir(path) and not os.path.islink(path)):
+            raise
 
 
 def _rmdir_quiet(path: str) -> None:
@@ -141,6 +235,10 @@ def _rmdir_quiet(path: str) -> None:
         os.rmdir(path)
     except OSError:
         pass
+
+
+def _rmtree_quiet(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _remove_pycs(py: str) -> None:
@@ -156,12 +254,30 @@ def _remove_pycs(py: str) -> None:
 
 
 def recover(target: Target) -> bool:
-    """Roll back an install that died in *target*; True if there was one."""
+    """Finish or roll back an install that died in *target*; True if there was one.
+
+    Call with the environment's lock held. Also sweeps what a killed process
+    can leave beside the journal: a half-written journal, and stashes of
+    installs that had already committed.
+    """
     txn = Transaction.load(target)
-    if txn is None:
-        return False
-    txn.rollback()
-    return True
+    if txn is not None:
+        txn.rollback()
+    try:
+        names = os.listdir(target.root)
+    except OSError:
+        return txn is not None
+    for name in names:
+        path = os.path.join(target.root, name)
+        if name.startswith(JOURNAL + "."):
+            _unlink_quiet(path)
+        elif name.startswith(STASH_PREFIX):
+            # A stash exists only while its journal does (the journal is written
+            # before the first file moves, and removed after the stash), so under
+            # the lock, with the journal dealt with, any stash left is garbage a
+            # commit could not delete.
+            _rmtree_quiet(path)
+    return txn is not None
 
 
 def stash_paths(txn: Transaction, paths: Iterable[str]) -> None:

@@ -198,10 +198,17 @@ def uninstall(
                     remove_distribution(tgt, inst, remove)
                 _crash_point("uninstall-before-commit")
             except BaseException as exc:
-                txn.rollback()
+                try:
+                    txn.rollback()
+                except OSError:
+                    pass  # the journal stays: the next run on the environment retries
                 if isinstance(exc, OSError):
+                    where = exc.filename or tgt.root
+                    if os.path.basename(str(where)).startswith(".safelink-"):
+                        where = tgt.root  # our journal or stash
+                    at = f" at {where}" if where != tgt.root else ""
                     raise TargetError(
-                        f"cannot remove {exc.filename or tgt.root}: {exc.strerror}",
+                        f"cannot uninstall from {tgt.root}: {exc.strerror}{at}",
                         "fix its permissions; nothing was removed",
                     ) from None
                 raise

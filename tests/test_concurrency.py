@@ -1,0 +1,191 @@
+"""Many installs at once: separate processes (started together) and threads.
+
+What must hold: one cache entry per wheel however many processes admit it,
+exactly one of them unpacking it; no temp dirs left; every environment
+complete with valid RECORDs; installs into one environment serialised by its
+lock, and a short ``--lock-timeout`` failing with one clean line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+import safelink
+from conftest import make_venv, site_packages
+from test_crash import (
+    assert_one_line_error,
+    check_record,
+    demo_wheel,
+    files_of,
+    no_transaction_left,
+    record_rows,
+    small_wheel,
+    unlisted,
+)
+from wheelmaker import make_wheel
+
+N = 8
+BUSY = "is being modified by another safelink process"
+
+
+@pytest.fixture(scope="module")
+def bulk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel big enough (1,000 files) that installs into one venv overlap."""
+    d = tmp_path_factory.mktemp("bulk")
+    files = {f"bulk/p{i // 100:02d}/m{i:04d}.py": f"X = {i}\n".encode() for i in range(1000)}
+    return make_wheel(d, "bulk", "1.0", files)
+
+
+def run_together(
+    argvs: Sequence[Sequence[str]], timeout: float = 120
+) -> list[subprocess.CompletedProcess[str]]:
+    """Start every ``safelink`` command at once, then wait for all of them."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "safelink", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in argvs
+    ]
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=timeout)
+        out.append(subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
+    return out
+
+
+def assert_env_complete(venv: Path, baseline: set[str], dists: dict[str, int]) -> None:
+    """Exactly *dists* installed (dist-info -> minimum RECORD rows), all intact, nothing else."""
+    assert set(record_rows(venv)) == set(dists)
+    for dist_info, rows in dists.items():
+        assert check_record(venv, dist_info) >= rows
+    assert unlisted(venv, baseline) == set()
+    assert no_transaction_left(venv)
+
+
+def test_processes_share_one_fresh_cache(tmp_path: Path, bulk: Path) -> None:
+    wheels = [demo_wheel(tmp_path, modules=150), bulk, small_wheel(tmp_path)]
+    cache = tmp_path / "cache"
+    venvs = [make_venv(tmp_path / f"venv{i}") for i in range(N)]
+    baseline = files_of(venvs[0])
+    procs = run_together(
+        [
+            ["install", "--json", "--cache-dir", str(cache), "--python", str(v), *map(str, wheels)]
+            for v in venvs
+        ]
+    )
+    for p in procs:
+        assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    reports = [json.loads(p.stdout) for p in procs]
+
+    # One entry per wheel, unpacked by exactly one of the processes.
+    shas = {safelink.Cache(cache).wheel_sha256(str(w)) for w in wheels}
+    assert set(os.listdir(cache / "v1" / "entries")) == shas
+    assert {e.sha256 for e in safelink.Cache(cache).entries()} == shas
+    for i in range(len(wheels)):
+        assert sum(r["wheels"][i]["admitted"] for r in reports) == 1
+    assert os.listdir(cache / "v1" / "tmp") == []
+
+    for v in venvs:
+        assert_env_complete(
+            v,
+            baseline,
+            {"demo-1.0.dist-info": 150, "bulk-1.0.dist-info": 1000, "other-1.0.dist-info": 1},
+        )
+
+
+def test_one_venv_short_timeout_fails_cleanly(tmp_path: Path, bulk: Path) -> None:
+    cache = tmp_path / "cache"
+    safelink.Cache(cache).admit(bulk)  # all eight go straight for the environment's lock
+    venv = make_venv(tmp_path / "venv")
+    baseline = files_of(venv)
+    args = ["install", "--cache-dir", str(cache), "--python", str(venv), "--lock-timeout", "0.2"]
+    procs = run_together([[*args, str(bulk)]] * N)
+    ok = [p for p in procs if p.returncode == 0]
+    assert ok, [p.stderr for p in procs]
+    for p in procs:
+        if p.returncode == 0:
+            assert p.stdout.startswith("Installed 1 wheel, 1,00"), p.stdout
+        else:
+            line = assert_one_line_error(p, BUSY, "waited 0.2 s")
+            assert str(venv) in line
+    assert_env_complete(venv, baseline, {"bulk-1.0.dist-info": 1000})
+
+
+def test_one_venv_default_timeout_all_succeed_in_turn(tmp_path: Path, bulk: Path) -> None:
+    cache = tmp_path / "cache"
+    safelink.Cache(cache).admit(bulk)
+    venv = make_venv(tmp_path / "venv")
+    baseline = files_of(venv)
+    args = ["install", "--json", "--cache-dir", str(cache), "--python", str(venv)]
+    procs = run_together([[*args, str(bulk)]] * N)
+    for p in procs:
+        assert p.returncode == 0, p.stderr
+    replaced = [json.loads(p.stdout)["wheels"][0]["replaced"] for p in procs]
+    # Serialised: the first found nothing installed, each later one replaced a whole 1.0.
+    assert sorted(replaced, key=str) == ["1.0"] * (N - 1) + [None]
+    assert_env_complete(venv, baseline, {"bulk-1.0.dist-info": 1000})
+
+
+def run_threads(n: int, work: object) -> list[object]:
+    results: list[object] = [None] * n
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = work(i)  # type: ignore[operator]
+        except BaseException as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results
+
+
+def test_threads_install_into_separate_envs(tmp_path: Path) -> None:
+    """The API is safe to call from threads; the umask is read, never changed."""
+    wheels = [demo_wheel(tmp_path, modules=60), small_wheel(tmp_path)]
+    cache = safelink.Cache(tmp_path / "cache")
+    venvs = [make_venv(tmp_path / f"venv{i}") for i in range(6)]
+    baseline = files_of(venvs[0])
+    old = os.umask(0o027)
+    try:
+        reports = run_threads(len(venvs), lambda i: safelink.install(wheels, venvs[i], cache=cache))
+        assert os.umask(0o027) == 0o027
+    finally:
+        os.umask(old)
+    for r in reports:
+        assert isinstance(r, safelink.InstallReport), r
+    for i in range(len(wheels)):
+        assert sum(r.wheels[i].admitted for r in reports) == 1  # type: ignore[attr-defined]
+    for v in venvs:
+        assert_env_complete(v, baseline, {"demo-1.0.dist-info": 60, "other-1.0.dist-info": 1})
+        di = site_packages(v) / "demo-1.0.dist-info"
+        assert (di / "RECORD").stat().st_mode & 0o777 == 0o640
+        assert (v / "bin" / "demo-hello").stat().st_mode & 0o777 == 0o750
+
+
+def test_threads_into_one_env_are_serialised(tmp_path: Path, bulk: Path) -> None:
+    cache = safelink.Cache(tmp_path / "cache")
+    venv = make_venv(tmp_path / "venv")
+    baseline = files_of(venv)
+    reports = run_threads(4, lambda i: safelink.install([bulk], venv, cache=cache))
+    for r in reports:
+        assert isinstance(r, safelink.InstallReport), r
+    replaced = [r.wheels[0].replaced for r in reports]  # type: ignore[attr-defined]
+    assert sorted(replaced, key=str) == ["1.0", "1.0", "1.0", None]
+    assert_env_complete(venv, baseline, {"bulk-1.0.dist-info": 1000})
