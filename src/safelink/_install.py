@@ -38,7 +38,7 @@ from ._link import Job, Linker
 from ._lock import LockTimeout, env_lock_path, file_lock
 from ._plan import Plan
 from ._report import InstalledWheel, InstallReport
-from ._transaction import Transaction, recover
+from ._transaction import Transaction, plan_paths, recover
 from ._uninstall import find_installed, remove_distribution
 from .errors import (
     EnvironmentBusy,
@@ -122,7 +122,7 @@ def install(
     report = InstallReport(target=tgt.root)
 
     if not force:
-        _check_tags(paths, tgt)
+        _check_tags(paths, tgt, cache)
     entries: list[tuple[str, Entry, bool]] = []
     for i, path in enumerate(paths):
         if progress:
@@ -175,18 +175,17 @@ def install(
     return report
 
 
-def _check_tags(paths: list[str], tgt: Target) -> None:
+def _check_tags(paths: list[str], tgt: Target, cache: Cache) -> None:
     """Refuse wheels the target interpreter cannot use, before admitting anything."""
-    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+    from ._tags import filename_tags, supported
 
-    supported: set[str] | None = None
+    accepted: set[str] | None = None
     for path in paths:
-        try:
-            tags = {str(t) for t in parse_wheel_filename(os.path.basename(path))[3]}
-        except (InvalidWheelFilename, ValueError):
+        tags = filename_tags(os.path.basename(path))
+        if tags is None:
             continue  # admission reports bad names with the full message
-        supported = supported if supported is not None else tgt.supported_tags()
-        if supported.isdisjoint(tags):
+        accepted = accepted if accepted is not None else supported(tgt, cache.root)
+        if accepted.isdisjoint(tags):
             raise IncompatibleWheel(
                 f"{os.path.basename(path)} is not compatible with the target interpreter "
                 f"{tgt.python} (Python {tgt.version[0]}.{tgt.version[1]})",
@@ -234,7 +233,8 @@ def _install_locked(
     report.warnings.extend(decision.warnings)
 
     plans = [e.plan for _, e, _ in entries]
-    txn = Transaction(tgt, [_journal_plan(tgt, p) for p in plans])
+    journal = [_journal_plan(tgt, cache, path, e) for path, e, _ in entries]
+    txn = Transaction(tgt, [j[0] for j in journal], refs=[j[1] for j in journal])
     try:
         txn.begin()
     except OSError as exc:
@@ -425,35 +425,30 @@ def _arm_link_crash(linker: Linker) -> None:
     linker.chain = [wrap(s) for s in linker.chain]
 
 
-def _journal_plan(tgt: Target, plan: Plan) -> dict[str, object]:
-    """What a rollback must remove for *plan*, as absolute roots and relative paths.
+def _journal_plan(
+    tgt: Target, cache: Cache, wheel: str, entry: Entry
+) -> tuple[dict[str, object], dict[str, object]]:
+    """The paths a rollback removes (kept in memory) and the journal's reference to them.
 
-    Schemes can share a root (``--target``: purelib, platlib and data are one
-    directory), so their lists are merged, never overwritten. ``made`` lists the
-    scheme roots (``bin``, a headers directory) that do not exist yet: this
-    install creates them, so a rollback removes them again.
+    ``made`` lists the scheme roots (``bin``, a headers directory) that do not
+    exist yet: this install creates them, so a rollback removes them again.
     """
-    dests: dict[str, list[str]] = {}
-    for scheme, rels in plan.destinations().items():
-        dests.setdefault(tgt.scheme_root(scheme, plan.name), []).extend(rels)
-    dirs: dict[str, list[str]] = {}
-    for scheme, rels in plan.dirs.items():
-        dirs.setdefault(tgt.scheme_root(scheme, plan.name), []).extend(rels)
-    for rels in dirs.values():
-        rels.sort(key=lambda p: (p.count("/"), p))  # parents first; removed in reverse
+    plan = entry.plan
+    schemes = {*plan.links, *plan.dirs, "scripts", plan.root_scheme}
+    roots = {s: tgt.scheme_root(s, plan.name) for s in schemes}
     root = os.path.abspath(tgt.root)
     made: set[str] = set()
-    for d in {*dests, *dirs}:
+    for d in set(roots.values()):
         d = os.path.abspath(d)
         while d != root and d.startswith(root + os.sep) and not os.path.isdir(d):
             made.add(d)
             d = os.path.dirname(d)
-    return {
-        "name": plan.name,
-        "dests": dests,
-        "dirs": dirs,
-        "made": sorted(made, key=lambda p: (p.count(os.sep), p)),
+    made_list = sorted(made, key=lambda p: (p.count(os.sep), p))
+    ref: dict[str, object] = {
+        "name": plan.name, "sha256": entry.sha256, "cache": cache.base, "wheel": wheel,
+        "roots": roots, "made": made_list,
     }
+    return plan_paths(plan, roots, made_list), ref
 
 
 def _jobs_for(tgt: Target, cache: Cache, entry: Entry, wheel: str, fds: list[int]) -> list[Job]:
@@ -547,10 +542,16 @@ def _finalize(
             prefixes[scheme] = "" if rel == "." else rel.replace(os.sep, "/") + "/"
         return prefixes[scheme]
 
+    # Linked files' RECORD lines were rendered at admission; only schemes whose root
+    # is not the site dir (scripts, data, headers: few files) need their paths prefixed.
+    record_parts: list[str] = []
     rows: list[tuple[str, str, str]] = []
     for scheme, links in plan.links.items():
         p = prefix(scheme)
-        rows.extend((p + dst, digest, str(size)) for _src, dst, size, digest, _x in links)
+        if p:
+            rows.extend((p + dst, digest, str(size)) for _src, dst, size, digest, _x in links)
+        else:
+            record_parts.append(plan.record[scheme])
 
     written = 0
     umask = _umask()
@@ -621,6 +622,7 @@ def _finalize(
     import io
 
     buf = io.StringIO()
+    buf.writelines(record_parts)
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerows(rows)
     _crash_point("before-record")

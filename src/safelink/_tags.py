@@ -25,7 +25,7 @@ def filename_tags(filename: str) -> set[str] | None:
     parts = filename[:-4].split("-")
     if len(parts) not in (5, 6):
         return None
-    pys, abis, plats = (p.split(".") for p in parts[-3:])
+    pys, abis, plats = (p.lower().split(".") for p in parts[-3:])
     return {f"{py}-{abi}-{plat}" for py in pys for abi in abis for plat in plats}
 
 

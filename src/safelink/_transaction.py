@@ -33,6 +33,7 @@ from collections.abc import Iterable
 
 from ._cache import _crash_point
 from ._environment import Target
+from ._plan import Plan
 
 JOURNAL = ".safelink-journal.json"
 STASH_PREFIX = ".safelink-stash-"
@@ -47,9 +48,13 @@ class Transaction:
         plans: list[dict[str, object]],
         stash: str | None = None,
         pid: int | None = None,
+        refs: list[dict[str, object]] | None = None,
     ):
         self.target = target
         self.plans = plans
+        self.refs = refs
+        """What the journal records instead of *plans*: per wheel, the cache entry,
+        the wheel and the scheme roots (a few hundred bytes, not every path)."""
         """Per wheel: {"name": ..., "dests": {scheme_root: [rel...]}, "dirs": {...}}"""
         self.pid = os.getpid() if pid is None else pid
         self.stash = stash or os.path.join(
@@ -62,8 +67,12 @@ class Transaction:
     def _write(self) -> None:
         # Only a rollback from "linking" needs the plans (what to remove): the other
         # phases write a few bytes, not every destination of every wheel.
-        plans = self.plans if self.phase == "linking" else []
-        data = {"phase": self.phase, "stash": self.stash, "pid": self.pid, "plans": plans}
+        data: dict[str, object] = {"phase": self.phase, "stash": self.stash, "pid": self.pid}
+        if self.phase == "linking":
+            if self.refs is not None:
+                data["refs"] = self.refs
+            else:
+                data["plans"] = self.plans
         tmp = f"{self.journal}.{os.getpid()}"
         try:
             with open(tmp, "w", encoding="utf-8") as f:
@@ -97,9 +106,12 @@ class Transaction:
             # remove nothing, since what was created is unknown.
             data = {"phase": "stashing", "stash": "", "plans": []}
         pid = data.get("pid")
+        plans = list(data.get("plans", []))
+        if data.get("refs"):
+            plans = [expand_ref(ref) for ref in data["refs"]]
         txn = cls(
             target,
-            list(data.get("plans", [])),
+            plans,
             str(data.get("stash") or "") or None,
             pid if isinstance(pid, int) else None,
         )
@@ -208,6 +220,51 @@ class Transaction:
                 os.rename(src, dest)
                 _crash_point("restore-mid")
         _rmtree_quiet(self.stash)
+
+
+def plan_paths(
+    plan: Plan, roots: dict[str, str], made: list[str] | None = None
+) -> dict[str, object]:
+    """What a rollback must remove for *plan*, as absolute roots and relative paths.
+
+    *roots* maps each scheme to its directory in the environment. Schemes can
+    share a root (``--target``: purelib, platlib and data are one directory), so
+    their lists are merged, never overwritten. *made* lists the scheme roots
+    this install creates (so a rollback removes them again).
+    """
+    dests: dict[str, list[str]] = {}
+    for scheme, rels in plan.destinations().items():
+        dests.setdefault(roots[scheme], []).extend(rels)
+    dirs: dict[str, list[str]] = {}
+    for scheme, rels in plan.dirs.items():
+        dirs.setdefault(roots[scheme], []).extend(rels)
+    for rels in dirs.values():
+        rels.sort(key=lambda p: (p.count("/"), p))  # parents first; removed in reverse
+    return {"name": plan.name, "dests": dests, "dirs": dirs, "made": made or []}
+
+
+def expand_ref(ref: dict[str, object]) -> dict[str, object]:
+    """Turn a journal reference back into the paths to remove.
+
+    The plan comes from the cache entry; if the entry was evicted meanwhile, it
+    is rebuilt from the wheel in a scratch cache. If neither is there, nothing is
+    removed (never guess): only the stash is restored.
+    """
+    from ._cache import Cache
+
+    roots: dict[str, str] = ref["roots"]  # type: ignore[assignment]
+    made: list[str] = ref.get("made", [])  # type: ignore[assignment]
+    entry = Cache(str(ref["cache"])).get(str(ref["sha256"]))
+    try:
+        if entry is not None:
+            return plan_paths(entry.plan, roots, made)
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="safelink-recover-") as scratch:
+            plan = Cache(scratch).admit(str(ref["wheel"])).plan
+            return plan_paths(plan, roots, made)
+    except Exception:
+        return {"name": ref.get("name", ""), "dests": {}, "dirs": {}, "made": made}
 
 
 def _stashes(root: str) -> list[str]:
