@@ -65,12 +65,15 @@ def _cache_bookkeeping(rel: str, entry: tuple[str, int, bytes | str]) -> bool:
     """Cache paths a refused admission may add, none of which holds wheel content.
 
     ``v1/index/<key>`` maps the wheel file's stat to its sha256 and
-    ``v1/locks/<sha>.lock`` is the (empty) per-wheel admission lock; the
-    directories ``v1``, ``v1/tmp``, ``v1/index`` and ``v1/locks`` are created on
-    first use. Everything else in the cache must be exactly as before.
+    ``v1/locks/<sha>.lock`` is the (empty) per-wheel admission lock;
+    ``v1/tags/<interpreter kind>.txt`` remembers the tags the target accepts; the
+    directories ``v1``, ``v1/tmp``, ``v1/index``, ``v1/locks`` and ``v1/tags`` are
+    created on first use. Everything else in the cache must be exactly as before.
     """
     kind, _mode, data = entry
-    if rel in ("cache", "cache/v1", "cache/v1/tmp", "cache/v1/index", "cache/v1/locks"):
+    dirs = ("cache", "cache/v1", "cache/v1/tmp", "cache/v1/index", "cache/v1/locks",
+            "cache/v1/tags")
+    if rel in dirs:
         return kind == "dir"
     head, _, name = rel.rpartition("/")
     if head == "cache/v1/index":
@@ -79,6 +82,8 @@ def _cache_bookkeeping(rel: str, entry: tuple[str, int, bytes | str]) -> bool:
             and isinstance(data, bytes)
             and bool(_HEX64.fullmatch(data.decode("latin-1")))
         )
+    if head == "cache/v1/tags":
+        return kind == "file" and isinstance(data, bytes) and b"py3-none-any" in data
     if head == "cache/v1/locks":
         return kind == "file" and data == b"" and bool(_HEX64.fullmatch(name.removesuffix(".lock")))
     return False

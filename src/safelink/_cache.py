@@ -22,11 +22,8 @@ import contextlib
 import errno
 import hashlib
 import os
-import shutil
 import sys
 import time
-import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -38,7 +35,9 @@ from ._plan import load as load_plan
 from ._plan import save as save_plan
 
 if TYPE_CHECKING:
-    from ._wheel import WheelInfo
+    from zipfile import ZipFile
+
+    from ._wheel import Member, WheelInfo
 
 from .errors import CacheCorrupt, InvalidWheel, SafelinkError
 
@@ -214,8 +213,7 @@ class Cache:
     def _unwritable(self, exc: OSError, filename: str) -> SafelinkError:
         if exc.errno == errno.ENOSPC:
             return SafelinkError(
-                f"no space left on device while unpacking {filename} into the cache "
-                f"at {self.base}",
+                f"no space left on device while unpacking {filename} into the cache at {self.base}",
                 "free space or point SAFELINK_CACHE_DIR elsewhere; nothing was kept",
             )
         return SafelinkError(
@@ -230,6 +228,8 @@ class Cache:
         except OSError as exc:
             raise self._unwritable(exc, filename) from None
         try:
+            import zipfile
+
             try:
                 zf = zipfile.ZipFile(wheel)
             except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
@@ -279,6 +279,8 @@ class Cache:
         row = _find_row(plan, member)
         algo, _, want = row[3].partition("=")
         try:
+            import zipfile
+
             zf = zipfile.ZipFile(source)
         except (OSError, zipfile.BadZipFile) as exc:
             raise CacheCorrupt(
@@ -425,6 +427,7 @@ def _atomic_write(path: str, data: bytes) -> None:
 
 def _rmtree(path: str) -> None:
     """Delete a tree even though the cache made its files read-only."""
+    import shutil
 
     def onerror(func: object, p: str, exc: object) -> None:
         try:
@@ -445,51 +448,86 @@ def _rmtree(path: str) -> None:
         shutil.rmtree(path, onerror=onerror)
 
 
-def _extract(zf: zipfile.ZipFile, info: WheelInfo, dest: str, wheel: str) -> set[str]:
+def _extract(zf: ZipFile, info: WheelInfo, dest: str, wheel: str) -> set[str]:
     """Stream every member into *dest*, hashing as it writes; return ``#!python`` scripts.
 
     Nothing outside *dest* is touched. Files end read-only with the fixed
-    fingerprint mtime.
+    fingerprint mtime. Big wheels are unpacked by a few threads sharing the one
+    open archive: inflating, hashing and writing all release the GIL.
     """
     os.mkdir(dest)
-    made: set[str] = {""}
+    for d in sorted({os.path.dirname(m.name) for m in info.members} - {""}):
+        os.makedirs(os.path.join(dest, d), exist_ok=True)
     shebang: set[str] = set()
     scripts_prefix = f"{info.data_dir}/scripts/"
+    members = sorted(info.members, key=lambda m: -m.size)  # big ones first: balanced threads
+    total = sum(m.size for m in members)
+    threads = min(4, os.cpu_count() or 1)
+    if os.environ.get("SAFELINK_THREADS") == "1":  # the same switch as the link loop's
+        threads = 1
+    if threads < 2 or (len(members) < 200 and total < (16 << 20)):
+        _extract_some(zf, members, dest, wheel, scripts_prefix, shebang)
+        return shebang
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="safelink-admit") as pool:
+        futures = [
+            pool.submit(
+                _extract_some, zf, members[i::threads], dest, wheel, scripts_prefix, shebang
+            )
+            for i in range(threads)
+        ]
+        for f in futures:
+            f.result()  # re-raise the first failure; the caller removes the temp dir
+    return shebang
+
+
+def _extract_some(
+    zf: ZipFile,
+    members: list[Member],
+    dest: str,
+    wheel: str,
+    scripts_prefix: str,
+    shebang: set[str],
+) -> None:
+    import zlib
+    from zipfile import BadZipFile, LargeZipFile
+
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
-    for m in info.members:
-        parent = os.path.dirname(m.name)
-        if parent not in made:
-            os.makedirs(os.path.join(dest, parent), exist_ok=True)
-            p = parent
-            while p and p not in made:
-                made.add(p)
-                p = os.path.dirname(p)
-        path = os.path.join(dest, m.name)
+    create = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fingerprint = (FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS)
+    for m in members:
         h = hashlib.new(m.hash_name)
-        size = 0
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(os.path.join(dest, m.name), create, 0o600)
         try:
-            is_script = m.name.startswith(scripts_prefix)
             with zf.open(m.name) as src:
-                first = True
-                while n := src.readinto(buf):  # type: ignore[attr-defined]
-                    chunk = view[:n]
-                    if first and is_script and bytes(chunk[:8]) == b"#!python":
-                        shebang.add(m.name)
-                    first = False
-                    h.update(chunk)
-                    size += n
-                    _write_all(fd, chunk)  # type: ignore[arg-type]
+                if m.size <= _CHUNK:  # most members: one read, one hash, one write
+                    data = src.read(m.size + 1)
+                    size = len(data)
+                    h.update(data)
+                    _write_all(fd, data)
+                    head = data[:8]
+                else:
+                    size = 0
+                    head = b""
+                    while n := src.readinto(buf):  # type: ignore[attr-defined]
+                        chunk = view[:n]
+                        if not size:
+                            head = bytes(chunk[:8])
+                        h.update(chunk)
+                        size += n
+                        _write_all(fd, chunk)  # type: ignore[arg-type]
+            if head == b"#!python" and m.name.startswith(scripts_prefix):
+                shebang.add(m.name)
             if size != m.size:
                 raise InvalidWheel(f"{wheel}: {m.name} is {size} bytes, RECORD says {m.size}")
             if record_digest(m.hash_name, h.digest()) != m.hash_hex:
                 raise InvalidWheel(f"{wheel}: {m.name} does not match its RECORD hash")
             os.fchmod(fd, 0o555 if m.executable else 0o444)
-            os.utime(fd, ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS))
-        except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, zlib.error) as exc:
+            os.utime(fd, ns=fingerprint)
+        except (BadZipFile, EOFError, LargeZipFile, zlib.error) as exc:
             raise InvalidWheel(f"{wheel}: corrupt archive at {m.name}: {exc}") from None
         finally:
             os.close(fd)
         _crash_point("admit-mid")
-    return shebang

@@ -123,12 +123,7 @@ def install(
 
     if not force:
         _check_tags(paths, tgt, cache)
-    entries: list[tuple[str, Entry, bool]] = []
-    for i, path in enumerate(paths):
-        if progress:
-            progress(Progress("admit", os.path.basename(path), i, len(paths)))
-        entry, admitted = cache.admit_status(path, max_unpacked=max_unpacked)
-        entries.append((path, entry, admitted))
+    entries = _admit_all(cache, paths, max_unpacked, progress)
     report.timings["admit"] = time.perf_counter() - t0
 
     seen: dict[str, str] = {}
@@ -173,6 +168,37 @@ def install(
     for w in report.warnings:
         log.warning(w)
     return report
+
+
+def _admit_all(
+    cache: Cache, paths: list[str], max_unpacked: int | None, progress: ProgressCallback | None
+) -> list[tuple[str, Entry, bool]]:
+    """Admit every wheel; a cold cache unpacks two wheels at a time (I/O and inflating
+    release the GIL). The first failure, in argument order, is the one raised."""
+
+    def admit(item: tuple[int, str]) -> tuple[str, Entry, bool]:
+        i, path = item
+        if progress:
+            progress(Progress("admit", os.path.basename(path), i, len(paths)))
+        entry, admitted = cache.admit_status(path, max_unpacked=max_unpacked)
+        return path, entry, admitted
+
+    items = list(enumerate(paths))
+    if len(paths) < 2 or (os.cpu_count() or 1) < 2 or all(_cached(cache, p) for p in paths):
+        return [admit(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2, thread_name_prefix="safelink-admit") as pool:
+        return list(pool.map(admit, items))
+
+
+def _cached(cache: Cache, path: str) -> bool:
+    """Is this wheel already admitted? (A cold wheel's hash lands in the stat index,
+    so admitting it next does not hash it again.)"""
+    try:
+        return cache.get(cache.wheel_sha256(path)) is not None
+    except OSError:
+        return False
 
 
 def _check_tags(paths: list[str], tgt: Target, cache: Cache) -> None:

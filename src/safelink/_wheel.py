@@ -111,7 +111,7 @@ def _unsafe(filename: str, member: str, why: str) -> UnsafeWheel:
     )
 
 
-def check_member_name(filename: str, name: str, what: str = "member") -> PurePosixPath:
+def _check_name(filename: str, name: str, what: str = "member") -> list[str]:
     """Return *name* as a safe relative path, or raise :class:`UnsafeWheel`.
 
     Rejects what could land outside the target on any OS: absolute paths,
@@ -140,7 +140,12 @@ def check_member_name(filename: str, name: str, what: str = "member") -> PurePos
             raise unsafe("has an empty, '.' or '..' path component")
         if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
             raise unsafe(f"has a path component longer than {MAX_NAME_BYTES} bytes")
-    return PurePosixPath(*parts)
+    return parts
+
+
+def check_member_name(filename: str, name: str, what: str = "member") -> PurePosixPath:
+    """Return *name* as a safe relative path, or raise :class:`UnsafeWheel`."""
+    return PurePosixPath(*_check_name(filename, name, what))
 
 
 def _special_kind(info: zipfile.ZipInfo) -> str | None:
@@ -171,8 +176,9 @@ def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> 
     for info in zf.infolist():
         raw = info.filename
         # zipfile cuts names at a NUL byte; the name as stored is what counts.
-        check_member_name(filename, info.orig_filename)
-        check_member_name(filename, raw)
+        _check_name(filename, raw)
+        if info.orig_filename != raw:
+            _check_name(filename, info.orig_filename)
         kind = _special_kind(info)
         if kind is not None:
             raise _unsafe(filename, raw, f"is {kind}, not a regular file")
@@ -253,7 +259,7 @@ def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> 
             path, digest, size = row
             if path in rows:
                 raise InvalidWheel(f"{filename}: RECORD lists {path!r} twice")
-            check_member_name(filename, path, "RECORD path")
+            _check_name(filename, path, "RECORD path")
             if path == record_path or path.startswith(f"{dist_info}/RECORD."):
                 continue
             algo, sep, hexdigest = digest.partition("=")
