@@ -287,3 +287,73 @@ def test_probe_leaves_nothing_behind(fs_tmp: object) -> None:
     (target / ".safelink-probe-999999-1-clone").write_bytes(b"x")
     run_cli("probe", "--cache-dir", str(base / "cache"), str(target))
     assert list(target.iterdir()) == []
+
+
+def many_files_wheel(d: Path, n: int = 6000) -> Path:
+    files = {f"many/d{i % 40:02d}/m{i:05d}.py": f"X = {i}\n".encode() for i in range(n)}
+    files["many/__init__.py"] = b""
+    return make_wheel(d, "many", "1.0", files)
+
+
+def test_two_link_workers_place_every_file(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Big installs link with a forked second worker; the result must be identical."""
+    whl = many_files_wheel(tmp_path)
+    one, two = make_venv(tmp_path / "one"), make_venv(tmp_path / "two")
+    r1 = safelink.install([whl], one, threads=1)
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counting_fork() -> int:
+        forks.append(1)
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", counting_fork)
+    r2 = safelink.install([whl], two, threads=2)
+    assert forks == [1]
+    assert r1.files_by_mode == r2.files_by_mode == {"hardlink": 6003}
+    listing = {
+        str(p.relative_to(site_packages(one))) for p in site_packages(one).rglob("*")
+    }
+    assert listing == {
+        str(p.relative_to(site_packages(two))) for p in site_packages(two).rglob("*")
+    }
+    record = (site_packages(two) / "many-1.0.dist-info" / "RECORD").read_text()
+    assert record.count("\n") == 6003 + 4
+
+
+def test_two_workers_fall_back_once(cross_device_pair: tuple[Path, Path]) -> None:
+    cache_side, env_side = cross_device_pair
+    whl = many_files_wheel(cache_side)
+    venv = make_venv(env_side / "many-venv")
+    proc = run_cli("install", "--cache-dir", str(cache_side / "cache"), "--python", str(venv),
+                   "--threads", "2", "--json", str(whl))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["files_by_mode"] == {"copy": 6003}
+    assert len([ln for ln in proc.stderr.splitlines() if "warning" in ln.lower()]) == 1
+
+
+def test_worker_failure_rolls_back_everything(tmp_path: Path, cache_dir: Path) -> None:
+    """A structural failure in the forked worker (fallback not allowed) undoes both halves."""
+    register(Flaky(), replace=True)
+    whl = many_files_wheel(tmp_path)
+    venv = make_venv(tmp_path / "v")
+    before = tree(venv)
+    with pytest.raises(safelink.LinkFailed, match="link mode 'flaky' failed"):
+        safelink.install([whl], venv, link_mode="flaky", threads=2)
+    assert tree(venv) == before
+
+
+def test_worker_heals_its_half(tmp_path: Path, cache_dir: Path) -> None:
+    whl = many_files_wheel(tmp_path)
+    a, b = make_venv(tmp_path / "a"), make_venv(tmp_path / "b")
+    safelink.install([whl], a, link_mode="hardlink")
+    last = site_packages(a) / "many" / "d39" / "m05999.py"  # sorts last: the worker's half
+    with open(last, "ab") as f:
+        f.write(b"# edited in A\n")
+    report = safelink.install([whl], b, link_mode="hardlink", threads=2)
+    assert [Path(p).name for p in report.healed] == ["m05999.py"]
+    assert (site_packages(b) / "many" / "d39" / "m05999.py").read_bytes() == b"X = 5999\n"
+    assert last.read_bytes().endswith(b"# edited in A\n")
