@@ -19,15 +19,12 @@ import base64
 import errno
 import hashlib
 import json
-import logging
 import os
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from . import strategies
@@ -36,6 +33,7 @@ from ._environment import Target, resolve_target
 from ._guard import Guard, hardlink_allowed
 from ._link import Job, Linker
 from ._lock import LockTimeout, env_lock_path, file_lock
+from ._log import warn
 from ._plan import Plan
 from ._report import InstalledWheel, InstallReport
 from ._transaction import Transaction, plan_paths, recover
@@ -50,8 +48,6 @@ from .errors import (
 from .strategies import DirPair, Strategy
 from .strategies.auto import Decision, chain_for, decide
 from .strategies.probe import describe_errno
-
-log = logging.getLogger("safelink")
 
 DEFAULT_LOCK_TIMEOUT = 120.0
 
@@ -171,7 +167,7 @@ def install(
         ) from None
     report.timings["total"] = time.perf_counter() - t0
     for w in report.warnings:
-        log.warning(w)
+        warn(w)
     return report
 
 
@@ -333,7 +329,7 @@ def _install_locked(
             txn.rollback()
         except OSError as again:
             # The journal stays: the next safelink run on this environment retries.
-            log.warning("rolling back %s failed (%s); the next run will retry", tgt.root, again)
+            warn(f"rolling back {tgt.root} failed ({again}); the next run will retry")
         if isinstance(exc, OSError):
             raise _os_error(exc, tgt) from None
         if isinstance(exc, LinkFailed):
@@ -476,8 +472,12 @@ def _journal_plan(
             d = os.path.dirname(d)
     made_list = sorted(made, key=lambda p: (p.count(os.sep), p))
     ref: dict[str, object] = {
-        "name": plan.name, "sha256": entry.sha256, "cache": cache.base, "wheel": wheel,
-        "roots": roots, "made": made_list,
+        "name": plan.name,
+        "sha256": entry.sha256,
+        "cache": cache.base,
+        "wheel": wheel,
+        "roots": roots,
+        "made": made_list,
     }
     return plan_paths(plan, roots, made_list), ref
 
@@ -508,6 +508,19 @@ def _jobs_for(tgt: Target, cache: Cache, entry: Entry, wheel: str, fds: list[int
             for d in dirs:
                 os.makedirs(os.path.join(root, d), exist_ok=True)
     return jobs
+
+
+_URI_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~/")
+
+
+def _file_uri(path: str) -> str:
+    """``file://`` URL of an absolute path, as ``pathlib.Path.as_uri`` makes it on POSIX
+    (without importing pathlib and urllib on every install)."""
+    if os.sep != "/":  # pragma: no cover - Windows drive letters and separators
+        from pathlib import Path
+
+        return Path(path).as_uri()
+    return "file://" + "".join(chr(b) if b in _URI_SAFE else f"%{b:02X}" for b in os.fsencode(path))
 
 
 def _record_hash(data: bytes) -> str:
@@ -618,7 +631,7 @@ def _finalize(
     meta: dict[str, bytes] = {"INSTALLER": b"safelink\n"}
     if requested:
         meta["REQUESTED"] = b""
-    url = Path(wheel).as_uri()
+    url = _file_uri(wheel)
     meta["direct_url.json"] = json.dumps(
         {
             "url": url,
@@ -678,6 +691,8 @@ def _compile(tgt: Target, files: Sequence[str]) -> list[str]:
     """Byte-compile *files* with the target interpreter, like ``pip install`` does."""
     if not files:
         return []
+    import subprocess
+
     proc = subprocess.run(
         [tgt.python, "-I", "-c", _COMPILE],
         input="\n".join(files),

@@ -27,7 +27,6 @@ import contextlib
 import errno
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterable
 
@@ -141,6 +140,8 @@ class Transaction:
         except OSError as exc:
             if exc.errno != errno.EXDEV or (os.path.isdir(path) and not os.path.islink(path)):
                 raise
+            import shutil
+
             shutil.copy2(path, dest, follow_symlinks=False)
             os.unlink(path)
 
@@ -295,6 +296,8 @@ def _rmdir_quiet(path: str) -> None:
 
 
 def _rmtree_quiet(path: str) -> None:
+    import shutil
+
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -16,8 +15,6 @@ from typing import Any
 
 from . import __version__
 from .errors import SafelinkError
-
-log = logging.getLogger("safelink")
 
 
 def _size(text: str) -> int:
@@ -148,18 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = (
-        logging.ERROR
-        if args.quiet
-        else (
-            logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING
-        )
-    )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("safelink: %(levelname)s: %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(level)
-    log.propagate = False
+    from . import _log
+
+    def warning(message: str) -> None:
+        print(f"safelink: warning: {message}", file=sys.stderr)
+
+    previous = _log.sink
+    _log.sink = (lambda _message: None) if args.quiet else warning
     try:
         return int(_dispatch(args))
     except SafelinkError as exc:
@@ -173,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"safelink: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
     finally:
-        log.removeHandler(handler)
+        _log.sink = previous
 
 
 def _out(args: argparse.Namespace, text: str) -> None:
@@ -242,10 +234,12 @@ def _install(args: argparse.Namespace, cache: object) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), default=str))
         return 0
+    from ._log import warn
+
     for path in report.healed:
-        log.warning(
-            "a cached file had been modified through a hardlink and was restored before use: %s",
-            path,
+        warn(
+            "a cached file had been modified through a hardlink and was restored "
+            f"before use: {path}"
         )
     if args.verbose:
         for w in report.wheels:

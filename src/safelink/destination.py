@@ -34,7 +34,6 @@ place; use :func:`safelink.install` when you want those.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Collection, Iterable, Mapping
@@ -50,6 +49,7 @@ from ._environment import Target, resolve_target
 from ._guard import Guard, hardlink_allowed
 from ._install import _fallback_warning
 from ._link import Fallback, Job, Linker
+from ._log import warn
 from ._plan import LinkRow
 from .errors import TargetError
 from .strategies import DirPair
@@ -58,7 +58,6 @@ from .strategies.auto import decide
 if TYPE_CHECKING:
     from installer.scripts import LauncherKind
 
-log = logging.getLogger("safelink")
 
 __all__ = ["LinkingDestination", "install_with_installer"]
 
@@ -164,7 +163,7 @@ class LinkingDestination(SchemeDictionaryDestination):
         """The mode chosen (``auto`` resolves to ``clone``, ``hardlink`` or ``copy``)."""
         self._decision_warnings = list(decision.warnings)
         for w in decision.warnings:
-            log.warning(w)
+            warn(w)
         self._linker = Linker(
             decision.chain,
             allow_fallback=decision.allow_fallback,
@@ -304,7 +303,7 @@ class LinkingDestination(SchemeDictionaryDestination):
             )
         super().finalize_installation(scheme, record_file_path, records)
         for w in self.warnings[len(self._decision_warnings) :]:
-            log.warning(w)
+            warn(w)
         self.cache.register_env(self.entry.sha256, self._env_root)
 
     # -- helpers -------------------------------------------------------------
