@@ -310,7 +310,19 @@ def _direct_url(data: bytes) -> tuple[str, str | None]:
 
 
 def _launcher_ast(data: bytes) -> str:
-    return ast.dump(ast.parse(data.split(b"\n", 1)[1]))
+    """What a launcher runs: its ``from X import Y`` and the call inside ``sys.exit()``.
+
+    Templates differ between pip and installer versions (quotes, ``re.sub`` or
+    ``str.removesuffix`` to tidy ``argv[0]``); the entry point they call must not.
+    """
+    tree = ast.parse(data.split(b"\n", 1)[1])
+    imports = [ast.dump(n) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    calls = [
+        ast.dump(n.args[0])
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and ast.unparse(n.func) == "sys.exit" and n.args
+    ]
+    return repr((imports, calls))
 
 
 def _compare_trees(pip: Env, sl: Env) -> list[str]:
@@ -318,8 +330,9 @@ def _compare_trees(pip: Env, sl: Env) -> list[str]:
 
     Set aside, and why:
 
-    * ``.safelink.lock`` in the venv root: safelink's per-environment lock file, kept
-      between runs by design (pip has no lock). Its journal and stash files must be gone.
+    * ``.safelink.lock``: safelink locks the environment's directory itself on POSIX, so no
+      lock file should appear; one is tolerated (Windows uses a lock file). Its journal and
+      stash files must be gone.
     * ``__pycache__``: left out of both snapshots (pip ran with --no-compile, and safelink
       without --compile, so neither should write any; running code later may).
     * write bits: safelink's hardlinked files share the cache's read-only inodes (that is
@@ -328,9 +341,9 @@ def _compare_trees(pip: Env, sl: Env) -> list[str]:
       ``direct_url.json``: the URL and sha256 must match, formatting may not.
       ``RECORD``: presence here, rows in :func:`_compare_records`.
     * scripts: the interpreter path in the shebang (see :meth:`Env.normalised`).
-    * entry-point launchers: pip and PyPA installer generate them from different templates
-      (pip: ``'__main__'``, installer: ``"__main__"``), so after the shebang they must
-      parse to the same Python AST: the same import, the same call, the same argv fix-up.
+    * entry-point launchers: pip and PyPA installer (and their versions) generate them from
+      different templates, so after the shebang they must import the same object and call
+      it inside ``sys.exit()`` (see :func:`_launcher_ast`).
     """
     problems: list[str] = []
     a, b = dict(pip.added), dict(sl.added)
