@@ -232,3 +232,42 @@ def test_second_install_reuses_cache_entry(tmp_path: Path, cache_dir: Path) -> N
     r2 = safelink.install([whl], make_venv(tmp_path / "b"))
     assert r1.wheels[0].admitted and not r2.wheels[0].admitted
     assert len(list(safelink.Cache(cache_dir).entries())) == 1
+
+
+def test_compile_once_per_python_then_link_bytecode(tmp_path: Path, cache_dir: Path) -> None:
+    """--compile compiles into the cache once; later installs link the .pyc files."""
+    from conftest import make_venv
+
+    whl = full_wheel(tmp_path)
+    a, b = make_venv(tmp_path / "a"), make_venv(tmp_path / "b")
+    safelink.install([whl], a, compile_bytecode=True, link_mode="hardlink")
+    tag = f"cpython-{sys.version_info[0]}{sys.version_info[1]}"
+    cached = list((cache_dir / "v1" / "pyc").rglob(f"cli.{tag}.pyc"))
+    assert len(cached) == 1
+    report = safelink.install([whl], b, compile_bytecode=True, link_mode="hardlink")
+    installed = site_packages(b) / "demo" / "__pycache__" / f"cli.{tag}.pyc"
+    assert installed.stat().st_ino == cached[0].stat().st_ino
+    assert report.files_by_mode["hardlink"] == 9 + 2  # two modules' bytecode linked too
+    record = (site_packages(b) / "demo-1.0.dist-info" / "RECORD").read_text()
+    assert f"demo/__pycache__/cli.{tag}.pyc,sha256=" in record
+
+
+@pytest.mark.parametrize("mode", ["copy", "hardlink"])
+def test_linked_bytecode_is_used_not_rewritten(tmp_path: Path, cache_dir: Path, mode: str) -> None:
+    """The .pyc files are valid for the installed sources: importing does not recompile."""
+    from conftest import make_venv
+
+    whl = full_wheel(tmp_path)
+    venv = make_venv(tmp_path / "v")
+    safelink.install([whl], venv, compile_bytecode=True, link_mode=mode)
+    tag = f"cpython-{sys.version_info[0]}{sys.version_info[1]}"
+    pyc = site_packages(venv) / "demo" / "__pycache__" / f"cli.{tag}.pyc"
+    before = pyc.stat()
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import demo.cli, sys; print(demo.cli.__file__)"],
+        capture_output=True, text=True, env={k: v for k, v in os.environ.items()
+                                             if k != "PYTHONDONTWRITEBYTECODE"},
+    )
+    assert out.stdout.strip() == str(site_packages(venv) / "demo" / "cli.py")
+    after = pyc.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from . import strategies
-from ._cache import Cache, Entry, _crash_point, crash_armed
+from ._bytecode import PycRow
+from ._cache import FINGERPRINT_MTIME_NS, Cache, Entry, _crash_point, crash_armed
 from ._environment import Target, resolve_target
 from ._guard import Guard, hardlink_allowed
 from ._link import Job, Linker
@@ -308,7 +309,12 @@ def _install_locked(
         for (path, entry, admitted), plan in zip(entries, plans, strict=True):
             if progress:
                 progress(Progress("finalize", plan.filename, 0, 1))
-            report.fresh_files += _finalize(tgt, entry, plan, path, requested, compile_bytecode)
+            pycs = (
+                _link_bytecode(tgt, cache, entry, linker.chain_names, report, txn)
+                if compile_bytecode
+                else []
+            )
+            report.fresh_files += _finalize(tgt, entry, plan, path, requested, pycs)
             report.wheels.append(
                 InstalledWheel(
                     plan.name,
@@ -574,7 +580,7 @@ def _write_fresh(path: str, data: bytes, mode: int) -> None:
 
 
 def _finalize(
-    tgt: Target, entry: Entry, plan: Plan, wheel: str, requested: bool, compile_bytecode: bool
+    tgt: Target, entry: Entry, plan: Plan, wheel: str, requested: bool, pycs: list[PycRow]
 ) -> int:
     """Write scripts, metadata and RECORD; return how many files were written."""
     site = tgt.scheme_root(plan.root_scheme, plan.name)
@@ -644,22 +650,8 @@ def _finalize(
         rows.append((f"{plan.dist_info}/{name}", _record_hash(data), str(len(data))))
         written += 1
 
-    if compile_bytecode:
-        pyc = _compile(
-            tgt,
-            [
-                os.path.join(tgt.scheme_root(s, plan.name), r[1])
-                for s in ("purelib", "platlib")
-                for r in plan.links.get(s, ())
-                if r[1].endswith(".py")
-            ],
-        )
-        for path in pyc:
-            with open(path, "rb") as f:
-                data = f.read()
-            rel = os.path.relpath(path, site).replace(os.sep, "/")
-            rows.append((rel, _record_hash(data), str(len(data))))
-        written += len(pyc)
+    for scheme, rel, size, digest in pycs:  # bytecode, linked from the cache or compiled
+        rows.append((prefix(scheme) + rel, digest, str(size)))
 
     rows.append((f"{plan.dist_info}/RECORD", "", ""))
     import csv
@@ -674,8 +666,67 @@ def _finalize(
     return written + 1
 
 
+def _link_bytecode(
+    tgt: Target,
+    cache: Cache,
+    entry: Entry,
+    chain: Sequence[str],
+    report: InstallReport,
+    txn: Transaction,
+) -> list[PycRow]:
+    """Put the entry's bytecode into the target: from the cache when it can hold it."""
+    from ._bytecode import cached_pycs, sources
+
+    plan = entry.plan
+    got = cached_pycs(cache, entry, tgt, _record_hash)
+    if got is None:
+        return _compile_in_place(tgt, entry)
+    pyc_root, rows = got
+    if report.link_mode not in ("hardlink", "symlink"):
+        # Clones and copies are new inodes with a new mtime: give them the cached one,
+        # which the .pyc files record, or Python would find them stale.
+        for _src, dst, scheme in sources(entry):
+            os.utime(
+                os.path.join(tgt.scheme_root(scheme, plan.name), dst),
+                ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS),
+            )
+    jobs: list[Job] = []
+    fds: list[int] = []
+    try:
+        for scheme in sorted({r[0] for r in rows}):
+            root = tgt.scheme_root(scheme, plan.name)
+            mine = [(rel, rel, size, digest, False) for s, rel, size, digest in rows if s == scheme]
+            for d in sorted({os.path.dirname(r[0]) for r in mine}):
+                os.makedirs(os.path.join(root, d), exist_ok=True)
+            src_fd = os.open(os.path.join(pyc_root, scheme), os.O_RDONLY)
+            fds.append(src_fd)
+            dst_fd = os.open(root, os.O_RDONLY)
+            fds.append(dst_fd)
+            jobs.append(
+                Job(
+                    DirPair(os.path.join(pyc_root, scheme), src_fd, root, dst_fd),
+                    mine,
+                    lambda _src: None,
+                )
+            )
+        linker = Linker(
+            chain,
+            allow_fallback=True,
+            guard=False,
+            threads=1,
+            displace=lambda pair, dst: txn.displace(os.path.join(pair.dst_root, dst)),
+        )
+        stats = linker.run(jobs)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    for mode, n in stats.counts.items():
+        report.files_by_mode[mode] = report.files_by_mode.get(mode, 0) + n
+    return rows
+
+
 _COMPILE = r"""
-import sys, py_compile, importlib.util
+import sys, py_compile
 out = []
 for line in sys.stdin.read().splitlines():
     try:
@@ -687,15 +738,22 @@ print("\n".join(p for p in out if p))
 """
 
 
-def _compile(tgt: Target, files: Sequence[str]) -> list[str]:
-    """Byte-compile *files* with the target interpreter, like ``pip install`` does."""
-    if not files:
-        return []
+def _compile_in_place(tgt: Target, entry: Entry) -> list[PycRow]:
+    """Byte-compile the installed modules with the target interpreter, like ``pip`` does
+    (for interpreters whose bytecode the cache does not keep)."""
     import subprocess
 
+    from ._bytecode import sources
+
+    plan = entry.plan
+    files = [
+        (os.path.join(tgt.scheme_root(s, plan.name), dst), s) for _src, dst, s in sources(entry)
+    ]
+    if not files:
+        return []
     proc = subprocess.run(
         [tgt.python, "-I", "-c", _COMPILE],
-        input="\n".join(files),
+        input="\n".join(f for f, _s in files),
         capture_output=True,
         text=True,
         check=False,
@@ -704,7 +762,17 @@ def _compile(tgt: Target, files: Sequence[str]) -> list[str]:
         raise SafelinkError(
             f"byte-compiling with {tgt.python} failed: {proc.stderr.strip()[-300:]}"
         )
-    return [line for line in proc.stdout.splitlines() if line]
+    rows: list[PycRow] = []
+    for path in (line for line in proc.stdout.splitlines() if line):
+        scheme = next(
+            (s for f, s in files if os.path.dirname(os.path.dirname(path)) == os.path.dirname(f)),
+            "purelib",
+        )
+        rel = os.path.relpath(path, tgt.scheme_root(scheme, plan.name)).replace(os.sep, "/")
+        with open(path, "rb") as f:
+            data = f.read()
+        rows.append((scheme, rel, len(data), _record_hash(data)))
+    return rows
 
 
 def _fallback_warning(fb: object, cache: Cache) -> str:

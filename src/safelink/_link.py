@@ -104,6 +104,10 @@ class Linker:
         self._lock = threading.Lock()
 
     @property
+    def chain_names(self) -> list[str]:
+        return [s.name for s in self.chain]
+
+    @property
     def current(self) -> Strategy:
         return self.chain[self.level]
 
