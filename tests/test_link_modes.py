@@ -357,3 +357,23 @@ def test_worker_heals_its_half(tmp_path: Path, cache_dir: Path) -> None:
     assert [Path(p).name for p in report.healed] == ["m05999.py"]
     assert (site_packages(b) / "many" / "d39" / "m05999.py").read_bytes() == b"X = 5999\n"
     assert last.read_bytes().endswith(b"# edited in A\n")
+
+
+@pytest.mark.parametrize("mode", ["hardlink", "copy", "symlink"])
+def test_platforms_without_dir_fd_calls(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """Windows has no ``*at`` calls: the same install must work from joined paths."""
+    import safelink.strategies
+
+    monkeypatch.setattr(safelink.strategies, "DIR_FD", False)
+    whl = big_wheel(tmp_path)
+    a, b = make_venv(tmp_path / "a"), make_venv(tmp_path / "b")
+    safelink.install([whl], a, link_mode="hardlink")
+    with open(site_packages(a) / "bigdemo" / "__init__.py", "ab") as f:
+        f.write(b"# edit through the link\n")  # the guard must heal from a joined path too
+    report = safelink.install([whl], b, link_mode=mode)
+    assert report.files_by_mode == {mode: 6}
+    assert (site_packages(b) / "bigdemo" / "blob.bin").read_bytes() == BIG
+    assert (site_packages(b) / "bigdemo" / "__init__.py").read_bytes() == b"X = 1\n"
+    assert len(report.healed) == 1

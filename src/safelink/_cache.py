@@ -303,8 +303,7 @@ class Cache:
                         f"{source}: {member} does not match its RECORD hash; cannot heal the cache",
                         f"run 'safelink cache clean {plan.name}'",
                     )
-                os.fchmod(fd, 0o555 if row[4] else 0o444)
-                os.utime(fd, ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS))
+                _seal(fd, tmp, 0o555 if row[4] else 0o444)
             except BaseException:
                 os.close(fd)
                 os.unlink(tmp)
@@ -404,6 +403,19 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+_FD_CALLS = hasattr(os, "fchmod") and os.utime in os.supports_fd
+
+
+def _seal(fd: int, path: str, mode: int) -> None:
+    """Make a cached file read-only with the fingerprint mtime (by fd where the OS can)."""
+    if _FD_CALLS:
+        os.fchmod(fd, mode)
+        os.utime(fd, ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS))
+    else:  # pragma: no cover - Windows
+        os.utime(path, ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS))
+        os.chmod(path, mode)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -496,7 +508,6 @@ def _extract_some(
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
     create = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fingerprint = (FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS)
     for m in members:
         h = hashlib.new(m.hash_name)
         fd = os.open(os.path.join(dest, m.name), create, 0o600)
@@ -524,8 +535,7 @@ def _extract_some(
                 raise InvalidWheel(f"{wheel}: {m.name} is {size} bytes, RECORD says {m.size}")
             if record_digest(m.hash_name, h.digest()) != m.hash_hex:
                 raise InvalidWheel(f"{wheel}: {m.name} does not match its RECORD hash")
-            os.fchmod(fd, 0o555 if m.executable else 0o444)
-            os.utime(fd, ns=fingerprint)
+            _seal(fd, os.path.join(dest, m.name), 0o555 if m.executable else 0o444)
         except (BadZipFile, EOFError, LargeZipFile, zlib.error) as exc:
             raise InvalidWheel(f"{wheel}: corrupt archive at {m.name}: {exc}") from None
         finally:

@@ -46,7 +46,7 @@ from .errors import (
     SafelinkError,
     TargetError,
 )
-from .strategies import DirPair, Strategy
+from .strategies import DirPair, Strategy, close_dir, open_dir
 from .strategies.auto import Decision, chain_for, decide
 from .strategies.probe import describe_errno
 
@@ -276,7 +276,7 @@ def _install_locked(
         _displace_existing(txn)
         _crash_point("install-after-stash")
         txn.linking()
-        fds: list[int] = []
+        fds: list[int | None] = []
         jobs: list[Job] = []
         try:
             for path, entry, _ in entries:
@@ -296,7 +296,7 @@ def _install_locked(
             stats = linker.run(jobs)
         finally:
             for fd in fds:
-                os.close(fd)
+                close_dir(fd)
         _crash_point("install-after-link")
         report.timings["link"] = time.perf_counter() - t1
         report.files_by_mode = stats.counts
@@ -488,9 +488,11 @@ def _journal_plan(
     return plan_paths(plan, roots, made_list), ref
 
 
-def _jobs_for(tgt: Target, cache: Cache, entry: Entry, wheel: str, fds: list[int]) -> list[Job]:
+def _jobs_for(
+    tgt: Target, cache: Cache, entry: Entry, wheel: str, fds: list[int | None]
+) -> list[Job]:
     plan = entry.plan
-    src_fd = os.open(entry.files, os.O_RDONLY)
+    src_fd = open_dir(entry.files)
     fds.append(src_fd)
 
     def heal(src: str) -> None:
@@ -500,11 +502,11 @@ def _jobs_for(tgt: Target, cache: Cache, entry: Entry, wheel: str, fds: list[int
     for scheme, rows in plan.links.items():
         root = tgt.scheme_root(scheme, plan.name)
         os.makedirs(root, exist_ok=True)
-        dst_fd = os.open(root, os.O_RDONLY)
+        dst_fd = open_dir(root)
         fds.append(dst_fd)
         for d in plan.dirs.get(scheme, ()):
             try:
-                os.mkdir(d, dir_fd=dst_fd)
+                os.mkdir(d if dst_fd is not None else os.path.join(root, d), dir_fd=dst_fd)
             except FileExistsError:
                 pass
         jobs.append(Job(DirPair(entry.files, src_fd, root, dst_fd), rows, heal))
@@ -691,16 +693,16 @@ def _link_bytecode(
                 ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS),
             )
     jobs: list[Job] = []
-    fds: list[int] = []
+    fds: list[int | None] = []
     try:
         for scheme in sorted({r[0] for r in rows}):
             root = tgt.scheme_root(scheme, plan.name)
             mine = [(rel, rel, size, digest, False) for s, rel, size, digest in rows if s == scheme]
             for d in sorted({os.path.dirname(r[0]) for r in mine}):
                 os.makedirs(os.path.join(root, d), exist_ok=True)
-            src_fd = os.open(os.path.join(pyc_root, scheme), os.O_RDONLY)
+            src_fd = open_dir(os.path.join(pyc_root, scheme))
             fds.append(src_fd)
-            dst_fd = os.open(root, os.O_RDONLY)
+            dst_fd = open_dir(root)
             fds.append(dst_fd)
             jobs.append(
                 Job(
@@ -719,7 +721,7 @@ def _link_bytecode(
         stats = linker.run(jobs)
     finally:
         for fd in fds:
-            os.close(fd)
+            close_dir(fd)
     for mode, n in stats.counts.items():
         report.files_by_mode[mode] = report.files_by_mode.get(mode, 0) + n
     return rows

@@ -176,7 +176,7 @@ class Linker:
             try:
                 data = memoryview(marshal.dumps(payload))
                 while data:
-                    data = data[os.write(w, data):]
+                    data = data[os.write(w, data) :]
             finally:
                 os._exit(code)
         os.close(w)
@@ -230,7 +230,7 @@ class Linker:
         for i in range(start, stop):
             src, dst, size, _digest, executable = rows[i]
             if guard:
-                st = stat(src, dir_fd=sfd)
+                st = stat(src, dir_fd=sfd) if sfd is not None else stat(pair.src(src))
                 if st.st_size != size or st.st_mtime_ns != mtime:
                     self._heal(job, src)
             if level != self.level:  # another thread fell back
@@ -303,10 +303,12 @@ class Linker:
         from .strategies.copy import copy_fd
 
         tmp = f"{src}.relink-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
-        sfd = os.open(src, os.O_RDONLY, dir_fd=pair.src_fd)
+        sfd = os.open(pair.src(src), os.O_RDONLY, dir_fd=pair.src_fd)
         try:
             st = os.fstat(sfd)
-            dfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=pair.src_fd)
+            dfd = os.open(
+                pair.src(tmp), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=pair.src_fd
+            )
             try:
                 copy_fd(sfd, dfd)
                 os.fchmod(dfd, st.st_mode & 0o7777)
@@ -315,4 +317,4 @@ class Linker:
                 os.close(dfd)
         finally:
             os.close(sfd)
-        os.replace(tmp, src, src_dir_fd=pair.src_fd, dst_dir_fd=pair.src_fd)
+        os.replace(pair.src(tmp), pair.src(src), src_dir_fd=pair.src_fd, dst_dir_fd=pair.src_fd)

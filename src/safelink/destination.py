@@ -52,7 +52,7 @@ from ._link import Fallback, Job, Linker
 from ._log import warn
 from ._plan import LinkRow
 from .errors import TargetError
-from .strategies import DirPair
+from .strategies import DirPair, close_dir, open_dir
 from .strategies.auto import decide
 
 if TYPE_CHECKING:
@@ -235,16 +235,16 @@ class LinkingDestination(SchemeDictionaryDestination):
             os.makedirs(parent, exist_ok=True)
             self._made.add(parent)
         files = self.entry.files
-        src_fd = os.open(files, os.O_RDONLY)
+        src_fd = open_dir(files)
         try:
-            dst_fd = os.open(parent, os.O_RDONLY)
+            dst_fd = open_dir(parent)
             try:
                 pair = DirPair(files, src_fd, parent, dst_fd)
                 self._linker.run([Job(pair, [(src, name, size, digest, executable)], self._heal)])
             finally:
-                os.close(dst_fd)
+                close_dir(dst_fd)
         finally:
-            os.close(src_fd)
+            close_dir(src_fd)
         return RecordEntry(rel, Hash.parse(digest), size)
 
     def write_to_fs(

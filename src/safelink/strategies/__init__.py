@@ -12,18 +12,40 @@ point group; the entry point names a class (or instance) implementing
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
+
+DIR_FD = {os.open, os.link, os.stat, os.mkdir, os.unlink, os.symlink} <= os.supports_dir_fd
+"""POSIX: the hot loop works on names relative to directory descriptors. Windows has
+no ``*at`` calls: there the descriptors are ``None`` and strategies join paths."""
 
 
 @dataclass(frozen=True)
 class DirPair:
-    """A cache directory and a target directory, each opened once."""
+    """A cache directory and a target directory, each opened once (``None``: no dir_fd)."""
 
     src_root: str
-    src_fd: int
+    src_fd: int | None
     dst_root: str
-    dst_fd: int
+    dst_fd: int | None
+
+    def src(self, name: str) -> str:
+        """*name* as the ``os`` calls need it with ``dir_fd=self.src_fd``."""
+        return name if self.src_fd is not None else os.path.join(self.src_root, name)
+
+    def dst(self, name: str) -> str:
+        return name if self.dst_fd is not None else os.path.join(self.dst_root, name)
+
+
+def open_dir(path: str) -> int | None:
+    """A descriptor for *path* to use as ``dir_fd`` (``None`` where the OS has none)."""
+    return os.open(path, os.O_RDONLY) if DIR_FD else None
+
+
+def close_dir(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
 
 
 @runtime_checkable
@@ -112,4 +134,4 @@ def _ensure_builtins() -> None:
         _REGISTRY.setdefault(s.name, s)
 
 
-__all__ = ["DirPair", "Strategy", "get", "names", "register"]
+__all__ = ["DIR_FD", "DirPair", "Strategy", "close_dir", "get", "names", "open_dir", "register"]

@@ -48,8 +48,15 @@ class Decision:
     warnings: list[str] = field(default_factory=list)
 
 
-def decide(cache_root: str, cache_base: str, target_dir: str, link_mode: str, *,
-           hardlink_allowed: bool, allow_fallback: bool | None) -> Decision:
+def decide(
+    cache_root: str,
+    cache_base: str,
+    target_dir: str,
+    link_mode: str,
+    *,
+    hardlink_allowed: bool,
+    allow_fallback: bool | None,
+) -> Decision:
     """Resolve *link_mode* for this pair of directories (probing once per filesystem pair)."""
     fallback = allow_fallback if allow_fallback is not None else link_mode == "auto"
     if link_mode == "auto":
@@ -60,7 +67,8 @@ def decide(cache_root: str, cache_base: str, target_dir: str, link_mode: str, *,
             d.warnings.append(
                 f"the cache ({cache_base}) and the target ({target_dir}) are on different "
                 "filesystems, so every file is copied; put the cache on the target's filesystem "
-                "(SAFELINK_CACHE_DIR=<dir there>) to link instead")
+                "(SAFELINK_CACHE_DIR=<dir there>) to link instead"
+            )
         return d
     if link_mode == "hardlink" and not hardlink_allowed:
         raise LinkFailed(
@@ -81,10 +89,11 @@ def decide(cache_root: str, cache_base: str, target_dir: str, link_mode: str, *,
                     f"use --link-mode {works}, or --allow-fallback",
                 )
             d.mode = works
-            d.chain = chain[chain.index(works):]
+            d.chain = chain[chain.index(works) :]
             d.warnings.append(f"{link_mode} cannot work here ({error}); using {works}")
     if d.mode == "symlink":
         d.warnings.append(
             f"files are symlinks into the cache at {cache_base}: cleaning the cache breaks "
-            "this environment")
+            "this environment"
+        )
     return d

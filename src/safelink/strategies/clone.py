@@ -28,7 +28,8 @@ if sys.platform.startswith("linux"):
     import fcntl
 
     def _clone(pair: DirPair, src: str, dst: str, executable: bool) -> None:
-        sfd = os.open(src, _READ, dir_fd=pair.src_fd)
+        dst = pair.dst(dst)
+        sfd = os.open(pair.src(src), _READ, dir_fd=pair.src_fd)
         try:
             dfd = os.open(dst, _CREATE, 0o777 if executable else 0o666, dir_fd=pair.dst_fd)
             try:

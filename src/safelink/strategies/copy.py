@@ -62,7 +62,8 @@ class CopyStrategy:
     isolated: ClassVar[bool] = True
 
     def link(self, pair: DirPair, src: str, dst: str, executable: bool) -> None:
-        sfd = os.open(src, _READ, dir_fd=pair.src_fd)
+        dst = pair.dst(dst)
+        sfd = os.open(pair.src(src), _READ, dir_fd=pair.src_fd)
         try:
             dfd = os.open(dst, _CREATE, 0o777 if executable else 0o666, dir_fd=pair.dst_fd)
             try:

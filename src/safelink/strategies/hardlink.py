@@ -18,4 +18,7 @@ class HardlinkStrategy:
     isolated: ClassVar[bool] = False
 
     def link(self, pair: DirPair, src: str, dst: str, executable: bool) -> None:
+        if pair.src_fd is None:  # no dir_fd calls (Windows)
+            os.link(pair.src(src), pair.dst(dst))
+            return
         os.link(src, dst, src_dir_fd=pair.src_fd, dst_dir_fd=pair.dst_fd, follow_symlinks=False)

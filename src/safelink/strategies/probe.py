@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from . import DirPair, get
+from . import DirPair, close_dir, get, open_dir
 
 PROBED_MODES = ("clone", "hardlink", "copy", "symlink")
 _PREFIX = ".safelink-probe-"
@@ -90,15 +90,15 @@ def run_probe(scratch_dir: str, target_dir: str) -> ProbeResult:
     stamp = f"{_PREFIX}{os.getpid()}-{time.monotonic_ns()}"
     src = stamp + "-src"
     modes: dict[str, str | None] = {}
-    sfd = os.open(scratch_dir, os.O_RDONLY)
-    dfd = os.open(target_dir, os.O_RDONLY)
+    sfd = open_dir(scratch_dir)
+    dfd = open_dir(target_dir)
+    pair = DirPair(scratch_dir, sfd, target_dir, dfd)
     try:
-        fd = os.open(src, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444, dir_fd=sfd)
+        fd = os.open(pair.src(src), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444, dir_fd=sfd)
         try:
             os.write(fd, b"safelink link-mode probe\n" * 200)
         finally:
             os.close(fd)
-        pair = DirPair(scratch_dir, sfd, target_dir, dfd)
         for mode in PROBED_MODES:
             dst = f"{stamp}-{mode}"
             try:
@@ -109,13 +109,13 @@ def run_probe(scratch_dir: str, target_dir: str) -> ProbeResult:
                 modes[mode] = None
             finally:
                 try:
-                    os.unlink(dst, dir_fd=dfd)
+                    os.unlink(pair.dst(dst), dir_fd=dfd)
                 except OSError:
                     pass
-        os.unlink(src, dir_fd=sfd)
+        os.unlink(pair.src(src), dir_fd=sfd)
     finally:
-        os.close(sfd)
-        os.close(dfd)
+        close_dir(sfd)
+        close_dir(dfd)
     same = os.stat(scratch_dir).st_dev == os.stat(target_dir).st_dev
     return ProbeResult(modes, same)
 

@@ -14,4 +14,4 @@ class SymlinkStrategy:
     isolated: ClassVar[bool] = False
 
     def link(self, pair: DirPair, src: str, dst: str, executable: bool) -> None:
-        os.symlink(pair.src_root + os.sep + src, dst, dir_fd=pair.dst_fd)
+        os.symlink(pair.src_root + os.sep + src, pair.dst(dst), dir_fd=pair.dst_fd)
