@@ -176,22 +176,32 @@ def _admit_all(
     cache: Cache, paths: list[str], max_unpacked: int | None, progress: ProgressCallback | None
 ) -> list[tuple[str, Entry, bool]]:
     """Admit every wheel; a cold cache unpacks two wheels at a time (I/O and inflating
-    release the GIL). The first failure, in argument order, is the one raised."""
+    release the GIL). The first failure, in argument order, is the one raised.
+    Progress events come from the calling thread, one per wheel as it is ready."""
 
-    def admit(item: tuple[int, str]) -> tuple[str, Entry, bool]:
-        i, path = item
-        if progress:
-            progress(Progress("admit", os.path.basename(path), i, len(paths)))
+    def admit(path: str) -> tuple[str, Entry, bool]:
         entry, admitted = cache.admit_status(path, max_unpacked=max_unpacked)
         return path, entry, admitted
 
-    items = list(enumerate(paths))
+    def report(i: int, path: str) -> None:
+        if progress:
+            progress(Progress("admit", os.path.basename(path), i, len(paths)))
+
     if len(paths) < 2 or (os.cpu_count() or 1) < 2 or all(_cached(cache, p) for p in paths):
-        return [admit(item) for item in items]
+        out = []
+        for i, path in enumerate(paths):
+            report(i, path)
+            out.append(admit(path))
+        return out
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(2, thread_name_prefix="safelink-admit") as pool:
-        return list(pool.map(admit, items))
+        futures = [pool.submit(admit, p) for p in paths]
+        out = []
+        for i, (path, future) in enumerate(zip(paths, futures, strict=True)):
+            report(i, path)
+            out.append(future.result())
+        return out
 
 
 def _cached(cache: Cache, path: str) -> bool:
