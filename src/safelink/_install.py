@@ -20,12 +20,11 @@ import errno
 import hashlib
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from . import strategies
 from ._bytecode import PycRow
@@ -324,7 +323,7 @@ def _install_locked(
                 if compile_bytecode
                 else []
             )
-            report.fresh_files += _finalize(tgt, entry, plan, path, requested, pycs)
+            report.fresh_files += _finalize(tgt, entry, plan, path, requested, pycs, cache.root)
             report.wheels.append(
                 InstalledWheel(
                     plan.name,
@@ -592,7 +591,13 @@ def _write_fresh(path: str, data: bytes, mode: int) -> None:
 
 
 def _finalize(
-    tgt: Target, entry: Entry, plan: Plan, wheel: str, requested: bool, pycs: list[PycRow]
+    tgt: Target,
+    entry: Entry,
+    plan: Plan,
+    wheel: str,
+    requested: bool,
+    pycs: list[PycRow],
+    cache_root: str | None = None,
 ) -> int:
     """Write scripts, metadata and RECORD; return how many files were written."""
     site = tgt.scheme_root(plan.root_scheme, plan.name)
@@ -632,15 +637,10 @@ def _finalize(
         rows.append((prefix("scripts") + dst, _record_hash(data), str(len(data))))
         written += 1
     if plan.entry_points:
-        from installer.scripts import Script
+        from ._launchers import launcher
 
-        kind: Any = "posix"
-        if sys.platform == "win32":  # pragma: no cover
-            from installer.utils import get_launcher_kind
-
-            kind = get_launcher_kind()
-        for ep_name, module, attr, section in plan.entry_points:
-            name, data = Script(ep_name, module, attr, section).generate(py, kind)  # type: ignore[arg-type]
+        for spec in plan.entry_points:
+            name, data = launcher(spec, py, cache_root)
             _write_fresh(os.path.join(scripts_root, name), data, exec_mode)
             rows.append((prefix("scripts") + name, _record_hash(data), str(len(data))))
             written += 1
