@@ -152,21 +152,30 @@ class Cache:
                 yield entry
 
     # -- admission ---------------------------------------------------------
-    def wheel_sha256(self, wheel: str) -> str:
-        """Hash of the wheel file, via the stat index when the file is unchanged."""
+    def _index_key(self, wheel: str) -> str:
         st = os.stat(wheel)
         key_src = (
             f"{os.path.realpath(wheel)}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_dev}"
         )
-        key = hashlib.sha256(key_src.encode("utf-8", "surrogateescape")).hexdigest()
-        index = os.path.join(self.root, "index", key)
+        return hashlib.sha256(key_src.encode("utf-8", "surrogateescape")).hexdigest()
+
+    def indexed_sha256(self, wheel: str) -> str | None:
+        """The wheel's hash if the stat index knows this exact file (no hashing)."""
         try:
-            with open(index, encoding="ascii") as f:
+            with open(
+                os.path.join(self.root, "index", self._index_key(wheel)), encoding="ascii"
+            ) as f:
                 value = f.read().strip()
-            if len(value) == 64:
-                return value
         except OSError:
-            pass
+            return None
+        return value if len(value) == 64 else None
+
+    def wheel_sha256(self, wheel: str) -> str:
+        """Hash of the wheel file, via the stat index when the file is unchanged."""
+        known = self.indexed_sha256(wheel)
+        if known is not None:
+            return known
+        key = self._index_key(wheel)
         h = hashlib.sha256()
         with open(wheel, "rb") as f:
             while chunk := f.read(_CHUNK):

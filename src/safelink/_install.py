@@ -186,11 +186,33 @@ def _admit_all(
         if progress:
             progress(Progress("admit", os.path.basename(path), i, len(paths)))
 
-    if len(paths) < 2 or (os.cpu_count() or 1) < 2 or all(_cached(cache, p) for p in paths):
+    cold = [p for p in paths if not _cached(cache, p)]
+    if len(paths) < 2 or (os.cpu_count() or 1) < 2 or not cold:
         out = []
         for i, path in enumerate(paths):
             report(i, path)
             out.append(admit(path))
+        return out
+    from ._workers import can_fork, split_run
+
+    if len(cold) >= 2 and can_fork():
+        # Two processes unpack the cold wheels (biggest first, alternating), then
+        # every entry is simply found in the cache.
+        by_size = sorted(cold, key=lambda p: -os.path.getsize(p))
+        order = by_size[0::2] + by_size[1::2]
+        unpacked = set()
+        try:
+            done = split_run(order, lambda p: admit(p)[2])
+        except Exception:
+            done = []  # admit again below, in argument order: the first bad wheel speaks
+        for path, did in zip(order, done, strict=False):
+            if did:
+                unpacked.add(path)
+        out = []
+        for i, path in enumerate(paths):
+            report(i, path)
+            p, entry, _ = admit(path)
+            out.append((p, entry, path in unpacked))
         return out
     from concurrent.futures import ThreadPoolExecutor
 
@@ -204,12 +226,13 @@ def _admit_all(
 
 
 def _cached(cache: Cache, path: str) -> bool:
-    """Is this wheel already admitted? (A cold wheel's hash lands in the stat index,
-    so admitting it next does not hash it again.)"""
+    """Is this exact wheel file already admitted? Asks the stat index only: a wheel
+    that must be hashed first counts as cold (its worker hashes it)."""
     try:
-        return cache.get(cache.wheel_sha256(path)) is not None
+        sha = cache.indexed_sha256(path)
     except OSError:
         return False
+    return sha is not None and cache.get(sha) is not None
 
 
 def _check_tags(paths: list[str], tgt: Target, cache: Cache) -> None:
@@ -315,6 +338,8 @@ def _install_locked(
         for fb in stats.fallbacks:
             report.warnings.append(_fallback_warning(fb, cache))
         t2 = time.perf_counter()
+        if compile_bytecode:
+            _compile_missing(cache, tgt, [e for _p, e, _a in entries])
         for (path, entry, admitted), plan in zip(entries, plans, strict=True):
             if progress:
                 progress(Progress("finalize", plan.filename, 0, 1))
@@ -676,6 +701,28 @@ def _finalize(
     _crash_point("before-record")
     _write_fresh(os.path.join(dist_info, "RECORD"), buf.getvalue().encode(), 0o666 & ~umask)
     return written + 1
+
+
+def _compile_missing(cache: Cache, tgt: Target, entries: list[Entry]) -> None:
+    """Compile the entries whose bytecode the cache lacks, two interpreters at a time
+    (each compile is a subprocess: two cores, no GIL in the way)."""
+    from ._bytecode import cache_tag, cached_pycs
+
+    tag = cache_tag(tgt)
+    if tag is None:
+        return
+    missing = [
+        e
+        for e in entries
+        if not os.path.exists(os.path.join(cache.root, "pyc", e.sha256, tag, "manifest.json"))
+    ]
+    if len(missing) < 2:
+        return  # one compile at most: _link_bytecode does it in line
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(2, os.cpu_count() or 1)) as pool:
+        for _ in pool.map(lambda e: cached_pycs(cache, e, tgt, _record_hash), missing):
+            pass
 
 
 def _link_bytecode(
