@@ -538,12 +538,8 @@ def _jobs_for(
         os.makedirs(root, exist_ok=True)
         dst_fd = open_dir(root)
         fds.append(dst_fd)
-        for d in plan.dirs.get(scheme, ()):
-            try:
-                os.mkdir(d if dst_fd is not None else os.path.join(root, d), dir_fd=dst_fd)
-            except FileExistsError:
-                pass
-        jobs.append(Job(DirPair(entry.files, src_fd, root, dst_fd), rows, heal))
+        pair = DirPair(entry.files, src_fd, root, dst_fd)
+        jobs.append(Job(pair, rows, heal, plan.dirs.get(scheme, ())))
     for scheme, dirs in plan.dirs.items():
         if scheme not in plan.links:
             root = tgt.scheme_root(scheme, plan.name)

@@ -40,6 +40,16 @@ STRUCTURAL = frozenset(
 CHUNK = 512
 
 
+def _make_dirs(job: Job) -> None:
+    pair = job.pair
+    fd = pair.dst_fd
+    for d in job.dirs:
+        try:
+            os.mkdir(d if fd is not None else os.path.join(pair.dst_root, d), dir_fd=fd)
+        except FileExistsError:
+            pass
+
+
 def _can_fork() -> bool:
     """Forking is safe only from a single-threaded process (no lock held by a thread
     that the child would not have), and is off while crash tests drive the process."""
@@ -66,6 +76,9 @@ class Job:
     rows: Sequence[LinkRow]
     heal: Callable[[str], None]
     """Restore one cached file (by its source name) from the wheel."""
+    dirs: Sequence[str] = ()
+    """Directories under ``pair.dst_root`` the rows need, parents first. Each worker
+    makes them before its first chunk of the job (so both cores share the mkdirs)."""
 
 
 @dataclass
@@ -123,13 +136,20 @@ class Linker:
         else:
             from concurrent.futures import ThreadPoolExecutor
 
+            for job in {id(t[0]): t[0] for t in tasks}.values():
+                _make_dirs(job)
             with ThreadPoolExecutor(self.threads, thread_name_prefix="safelink-link") as pool:
                 for counts in pool.map(lambda t: self._run_chunk(*t), tasks):
                     self._merge(counts)
         return self.stats
 
     def _run_tasks(self, tasks: Sequence[tuple[Job, int, int]]) -> None:
+        made: set[int] = set()
         for task in tasks:
+            job = task[0]
+            if job.dirs and id(job) not in made:
+                made.add(id(job))
+                _make_dirs(job)
             self._merge(self._run_chunk(*task))
 
     def _run_forked(self, tasks: list[tuple[Job, int, int]]) -> None:
