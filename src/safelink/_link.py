@@ -19,6 +19,7 @@ from typing import Any
 from . import strategies
 from ._cache import FINGERPRINT_MTIME_NS
 from ._plan import LinkRow
+from ._workers import can_fork
 from .errors import LinkFailed
 from .strategies import DirPair, Strategy
 from .strategies.probe import describe_errno
@@ -48,16 +49,6 @@ def _make_dirs(job: Job) -> None:
             os.mkdir(d if fd is not None else os.path.join(pair.dst_root, d), dir_fd=fd)
         except FileExistsError:
             pass
-
-
-def _can_fork() -> bool:
-    """Forking is safe only from a single-threaded process (no lock held by a thread
-    that the child would not have), and is off while crash tests drive the process."""
-    return (
-        hasattr(os, "fork")
-        and threading.active_count() == 1
-        and not os.environ.get("SAFELINK_TEST_CRASH")
-    )
 
 
 @dataclass
@@ -131,7 +122,7 @@ class Linker:
                 tasks.append((job, i, min(i + CHUNK, len(job.rows))))
         if self.threads <= 1 or len(tasks) <= 1:
             self._run_tasks(tasks)
-        elif _can_fork():
+        elif can_fork():
             self._run_forked(tasks)
         else:
             from concurrent.futures import ThreadPoolExecutor
@@ -162,7 +153,6 @@ class Linker:
         if this process is killed no other safelink run touches the environment
         until the child is done; its results come back through a pipe.
         """
-        import marshal
 
         total = sum(stop - start for _job, start, stop in tasks)
         half, split = 0, len(tasks)
@@ -175,55 +165,17 @@ class Linker:
         if not theirs:
             self._run_tasks(mine)
             return
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child; checked through its results
-            code = 0
-            payload: Any
-            try:
-                os.close(r)
-                self.stats = LinkStats()
-                self._run_tasks(theirs)
-                st = self.stats
-                fbs = [(f.from_mode, f.to_mode, f.error, f.path) for f in st.fallbacks]
-                payload = ("ok", st.counts, fbs, st.healed, st.relinked)
-            except LinkFailed as exc:
-                code, payload = 3, ("LinkFailed", exc.message, exc.hint)
-            except OSError as exc:
-                code, payload = 4, ("OSError", exc.errno, exc.strerror, exc.filename)
-            except BaseException as exc:
-                code, payload = 5, ("error", f"{type(exc).__name__}: {exc}")
-            try:
-                data = memoryview(marshal.dumps(payload))
-                while data:
-                    data = data[os.write(w, data) :]
-            finally:
-                os._exit(code)
-        os.close(w)
-        failure: BaseException | None = None
-        try:
-            self._run_tasks(mine)
-        except BaseException as exc:
-            failure = exc
-        chunks = []
-        while chunk := os.read(r, 1 << 16):
-            chunks.append(chunk)
-        os.close(r)
-        os.waitpid(pid, 0)
-        if failure is not None:
-            raise failure
-        try:
-            payload = marshal.loads(b"".join(chunks))
-        except (EOFError, ValueError, TypeError):
-            raise OSError(errno.EIO, "the second link worker died", "") from None
-        kind = payload[0]
-        if kind == "LinkFailed":
-            raise LinkFailed(payload[1], payload[2])
-        if kind == "OSError":
-            raise OSError(payload[1], payload[2], payload[3])
-        if kind != "ok":
-            raise RuntimeError(f"link worker failed: {payload[1]}")
-        _ok, counts, fallbacks, healed, relinked = payload
+        from ._workers import run_forked
+
+        def child() -> tuple[Any, ...]:
+            self.stats = LinkStats()
+            self._run_tasks(theirs)
+            st = self.stats
+            fbs = [(f.from_mode, f.to_mode, f.error, f.path) for f in st.fallbacks]
+            return (st.counts, fbs, st.healed, st.relinked)
+
+        _, payload = run_forked(child, lambda: self._run_tasks(mine))
+        counts, fallbacks, healed, relinked = payload
         self._merge(counts)
         seen = {(f.from_mode, f.to_mode) for f in self.stats.fallbacks}
         for fb in fallbacks:

@@ -45,53 +45,55 @@ def _raise(payload: tuple[Any, ...]) -> None:
     raise RuntimeError(f"worker failed: {payload[1]}")
 
 
-def split_run(items: Sequence[Any], fn: Callable[[Any], Any]) -> list[Any]:
-    """``[fn(x) for x in items]``, the second half computed in a forked child.
+def run_forked(child: Callable[[], Any], parent: Callable[[], Any]) -> tuple[Any, Any]:
+    """Run *child* in a forked copy of this process while *parent* runs here.
 
-    Results must be marshal-able. The first failure in item order is raised, after
-    both halves have finished (nothing keeps running behind the caller's back).
+    Returns ``(parent's result, child's result)``; the child's must be marshal-able.
+    Both finish before anything is raised: the parent's failure first, else the
+    child's, re-raised here as the same exception class with the same message.
     """
-    half = len(items) // 2
-    mine, theirs = items[:half], items[half:]
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child; checked through its results
         code = 0
-        out: list[Any] = []
         try:
             os.close(r)
-            for x in theirs:
-                out.append(("ok", fn(x)))
+            payload: tuple[Any, ...] = ("ok", child())
         except BaseException as exc:
-            out.append(("err", _encode_error(exc)))
-            code = 1
+            payload, code = ("err", _encode_error(exc)), 1
         try:
-            data = memoryview(marshal.dumps(out))
+            data = memoryview(marshal.dumps(payload))
             while data:
                 data = data[os.write(w, data) :]
         finally:
             os._exit(code)
     os.close(w)
-    results: list[tuple[str, Any]] = []
+    failure: BaseException | None = None
+    mine: Any = None
     try:
-        for x in mine:
-            results.append(("ok", fn(x)))
+        mine = parent()
     except BaseException as exc:
-        results.append(("err", exc))
+        failure = exc
     chunks = []
     while chunk := os.read(r, 1 << 16):
         chunks.append(chunk)
     os.close(r)
     os.waitpid(pid, 0)
-    if results and results[-1][0] == "err":
-        raise results[-1][1]
+    if failure is not None:
+        raise failure
     try:
-        theirs_out = marshal.loads(b"".join(chunks))
+        kind, value = marshal.loads(b"".join(chunks))
     except (EOFError, ValueError, TypeError):
         raise OSError(errno.EIO, "the second worker process died", "") from None
-    values = [v for _k, v in results]
-    for kind, value in theirs_out:
-        if kind == "err":
-            _raise(value)
-        values.append(value)
-    return values
+    if kind == "err":
+        _raise(value)
+    return mine, value
+
+
+def split_run(items: Sequence[Any], fn: Callable[[Any], Any]) -> list[Any]:
+    """``[fn(x) for x in items]``, the second half computed in a forked child."""
+    half = len(items) // 2
+    mine, theirs = run_forked(
+        lambda: [fn(x) for x in items[half:]], lambda: [fn(x) for x in items[:half]]
+    )
+    return [*mine, *theirs]
