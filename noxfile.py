@@ -17,7 +17,7 @@ for _bin in sorted(glob.glob(os.path.join(_pyenv, "3.1[0-3]*", "bin")), reverse=
 
 PYTHONS = [v for v in ("3.10", "3.11", "3.12", "3.13") if shutil.which(f"python{v}")]
 
-nox.options.sessions = ["lint", "typecheck", "tests", "bench_quick"]
+nox.options.sessions = ["lint", "typecheck", "tests", "bench_quick", "docs"]
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 
