@@ -18,12 +18,20 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ._cache import FINGERPRINT_MTIME_NS, Cache, Entry, _rmtree
 from ._environment import Target
+from ._link import Job, Linker
 from ._lock import file_lock
+from ._metadata import record_hash_of
 from .errors import SafelinkError
+from .strategies import DirPair, close_dir, open_dir
+
+if TYPE_CHECKING:
+    from ._report import InstallReport
+    from ._transaction import Transaction
 
 PycRow = tuple[str, str, int, str]
 """(scheme, path under the scheme root, size, RECORD hash)."""
@@ -62,9 +70,7 @@ def sources(entry: Entry) -> list[tuple[str, str, str]]:
     ]
 
 
-def cached_pycs(
-    cache: Cache, entry: Entry, target: Target, record_hash: Callable[[bytes], str]
-) -> tuple[str, list[PycRow]] | None:
+def cached_pycs(cache: Cache, entry: Entry, target: Target) -> tuple[str, list[PycRow]] | None:
     """The entry's bytecode for *target*'s Python (compiled now if this is the first time).
 
     Returns the directory holding ``<scheme>/<path>`` pyc files and their rows, or
@@ -88,12 +94,12 @@ def cached_pycs(
         return None
     with file_lock(lock):
         if os.path.exists(manifest):
-            return cached_pycs(cache, entry, target, record_hash)
+            return cached_pycs(cache, entry, target)
         tmp = os.path.join(
             cache.root, "tmp", f"pyc-{entry.sha256[:16]}-{os.getpid()}-{time.monotonic_ns()}"
         )
         try:
-            rows = _compile_into(tmp, entry, target, record_hash)
+            rows = _compile_into(tmp, entry, target)
             with open(os.path.join(tmp, "manifest.json"), "w", encoding="utf-8") as f:
                 json.dump(rows, f)
             os.rename(tmp, root)
@@ -103,9 +109,7 @@ def cached_pycs(
     return root, rows
 
 
-def _compile_into(
-    tmp: str, entry: Entry, target: Target, record_hash: Callable[[bytes], str]
-) -> list[PycRow]:
+def _compile_into(tmp: str, entry: Entry, target: Target) -> list[PycRow]:
     import subprocess
 
     os.makedirs(tmp)
@@ -127,5 +131,136 @@ def _compile_into(
             data = f.read()
         os.chmod(path, 0o444)
         os.utime(path, ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS))
-        rows.append((scheme, rel, len(data), record_hash(data)))
+        rows.append((scheme, rel, len(data), record_hash_of(data)))
+    return rows
+
+
+def compile_missing(cache: Cache, tgt: Target, entries: list[Entry]) -> None:
+    """Compile the entries whose bytecode the cache lacks, two interpreters at a time
+    (each compile is a subprocess: two cores, no GIL in the way)."""
+    from ._bytecode import cache_tag, cached_pycs
+
+    tag = cache_tag(tgt)
+    if tag is None:
+        return
+    missing = [
+        e
+        for e in entries
+        if not os.path.exists(os.path.join(cache.root, "pyc", e.sha256, tag, "manifest.json"))
+    ]
+    if len(missing) < 2:
+        return  # one compile at most: _link_bytecode does it in line
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(2, os.cpu_count() or 1)) as pool:
+        for _ in pool.map(lambda e: cached_pycs(cache, e, tgt), missing):
+            pass
+
+
+def link_bytecode(
+    tgt: Target,
+    cache: Cache,
+    entry: Entry,
+    chain: Sequence[str],
+    report: InstallReport,
+    txn: Transaction,
+) -> list[PycRow]:
+    """Put the entry's bytecode into the target: from the cache when it can hold it."""
+    from ._bytecode import cached_pycs, sources
+
+    plan = entry.plan
+    got = cached_pycs(cache, entry, tgt)
+    if got is None:
+        return _compile_in_place(tgt, entry)
+    pyc_root, rows = got
+    if report.link_mode not in ("hardlink", "symlink"):
+        # Clones and copies are new inodes with a new mtime: give them the cached one,
+        # which the .pyc files record, or Python would find them stale.
+        for _src, dst, scheme in sources(entry):
+            os.utime(
+                os.path.join(tgt.scheme_root(scheme, plan.name), dst),
+                ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS),
+            )
+    jobs: list[Job] = []
+    fds: list[int | None] = []
+    try:
+        for scheme in sorted({r[0] for r in rows}):
+            root = tgt.scheme_root(scheme, plan.name)
+            mine = [(rel, rel, size, digest, False) for s, rel, size, digest in rows if s == scheme]
+            for d in sorted({os.path.dirname(r[0]) for r in mine}):
+                os.makedirs(os.path.join(root, d), exist_ok=True)
+            src_fd = open_dir(os.path.join(pyc_root, scheme))
+            fds.append(src_fd)
+            dst_fd = open_dir(root)
+            fds.append(dst_fd)
+            jobs.append(
+                Job(
+                    DirPair(os.path.join(pyc_root, scheme), src_fd, root, dst_fd),
+                    mine,
+                    lambda _src: None,
+                )
+            )
+        linker = Linker(
+            chain,
+            allow_fallback=True,
+            guard=False,
+            threads=1,
+            displace=lambda pair, dst: txn.displace(os.path.join(pair.dst_root, dst)),
+        )
+        stats = linker.run(jobs)
+    finally:
+        for fd in fds:
+            close_dir(fd)
+    for mode, n in stats.counts.items():
+        report.files_by_mode[mode] = report.files_by_mode.get(mode, 0) + n
+    return rows
+
+
+_COMPILE = r"""
+import sys, py_compile
+out = []
+for line in sys.stdin.read().splitlines():
+    try:
+        out.append(py_compile.compile(line, doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP))
+    except Exception:
+        pass
+print("\n".join(p for p in out if p))
+"""
+
+
+def _compile_in_place(tgt: Target, entry: Entry) -> list[PycRow]:
+    """Byte-compile the installed modules with the target interpreter, like ``pip`` does
+    (for interpreters whose bytecode the cache does not keep)."""
+    import subprocess
+
+    from ._bytecode import sources
+
+    plan = entry.plan
+    files = [
+        (os.path.join(tgt.scheme_root(s, plan.name), dst), s) for _src, dst, s in sources(entry)
+    ]
+    if not files:
+        return []
+    proc = subprocess.run(
+        [tgt.python, "-I", "-c", _COMPILE],
+        input="\n".join(f for f, _s in files),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SafelinkError(
+            f"byte-compiling with {tgt.python} failed: {proc.stderr.strip()[-300:]}"
+        )
+    rows: list[PycRow] = []
+    for path in (line for line in proc.stdout.splitlines() if line):
+        scheme = next(
+            (s for f, s in files if os.path.dirname(os.path.dirname(path)) == os.path.dirname(f)),
+            "purelib",
+        )
+        rel = os.path.relpath(path, tgt.scheme_root(scheme, plan.name)).replace(os.sep, "/")
+        with open(path, "rb") as f:
+            data = f.read()
+        rows.append((scheme, rel, len(data), record_hash_of(data)))
     return rows

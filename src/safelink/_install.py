@@ -15,26 +15,23 @@ Any failure after step 3 began rolls the environment back to how it was.
 
 from __future__ import annotations
 
-import base64
 import errno
-import hashlib
-import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
 from . import strategies
-from ._bytecode import PycRow
-from ._cache import FINGERPRINT_MTIME_NS, Cache, Entry, _crash_point, crash_armed
+from ._bytecode import compile_missing, link_bytecode
+from ._cache import Cache, Entry, _crash_point, crash_armed
 from ._environment import Target, resolve_target
 from ._guard import Guard, hardlink_allowed
 from ._link import Job, Linker
 from ._lock import LockTimeout, env_lock_path, file_lock
 from ._log import warn
-from ._plan import Plan
+from ._metadata import finalize
 from ._report import InstalledWheel, InstallReport
 from ._transaction import Transaction, plan_paths, recover
 from ._uninstall import find_installed, remove_distribution
@@ -339,16 +336,16 @@ def _install_locked(
             report.warnings.append(_fallback_warning(fb, cache))
         t2 = time.perf_counter()
         if compile_bytecode:
-            _compile_missing(cache, tgt, [e for _p, e, _a in entries])
+            compile_missing(cache, tgt, [e for _p, e, _a in entries])
         for (path, entry, admitted), plan in zip(entries, plans, strict=True):
             if progress:
                 progress(Progress("finalize", plan.filename, 0, 1))
             pycs = (
-                _link_bytecode(tgt, cache, entry, linker.chain_names, report, txn)
+                link_bytecode(tgt, cache, entry, linker.chain_names, report, txn)
                 if compile_bytecode
                 else []
             )
-            report.fresh_files += _finalize(tgt, entry, plan, path, requested, pycs, cache.root)
+            report.fresh_files += finalize(tgt, entry, plan, path, requested, pycs, cache.root)
             report.wheels.append(
                 InstalledWheel(
                     plan.name,
@@ -546,288 +543,6 @@ def _jobs_for(
             for d in dirs:
                 os.makedirs(os.path.join(root, d), exist_ok=True)
     return jobs
-
-
-_URI_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~/")
-
-
-def _file_uri(path: str) -> str:
-    """``file://`` URL of an absolute path, as ``pathlib.Path.as_uri`` makes it on POSIX
-    (without importing pathlib and urllib on every install)."""
-    if os.sep != "/":  # pragma: no cover - Windows drive letters and separators
-        from pathlib import Path
-
-        return Path(path).as_uri()
-    return "file://" + "".join(chr(b) if b in _URI_SAFE else f"%{b:02X}" for b in os.fsencode(path))
-
-
-def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
-_UMASK_LOCK = threading.Lock()
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where the OS allows.
-
-    Setting and restoring it would race with other threads creating files.
-    """
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    with _UMASK_LOCK:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
-def _write_fresh(path: str, data: bytes, mode: int) -> None:
-    """Write a new file beside *path* and rename it into place (never through a link).
-
-    The temporary name is ``<path>.safelink-<pid>``: a rollback after a crash
-    knows it from the journal and removes it too.
-    """
-    tmp = f"{path}.safelink-{os.getpid()}"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        _crash_point("fresh-written")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _finalize(
-    tgt: Target,
-    entry: Entry,
-    plan: Plan,
-    wheel: str,
-    requested: bool,
-    pycs: list[PycRow],
-    cache_root: str | None = None,
-) -> int:
-    """Write scripts, metadata and RECORD; return how many files were written."""
-    site = tgt.scheme_root(plan.root_scheme, plan.name)
-    prefixes: dict[str, str] = {}
-
-    def prefix(scheme: str) -> str:
-        if scheme not in prefixes:
-            rel = os.path.relpath(tgt.scheme_root(scheme, plan.name), site)
-            prefixes[scheme] = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-        return prefixes[scheme]
-
-    # Linked files' RECORD lines were rendered at admission; only schemes whose root
-    # is not the site dir (scripts, data, headers: few files) need their paths prefixed.
-    record_parts: list[str] = []
-    rows: list[tuple[str, str, str]] = []
-    for scheme, links in plan.links.items():
-        p = prefix(scheme)
-        if p:
-            rows.extend((p + dst, digest, str(size)) for _src, dst, size, digest, _x in links)
-        else:
-            record_parts.append(plan.record[scheme])
-
-    written = 0
-    umask = _umask()
-    exec_mode = 0o777 & ~umask
-    scripts_root = tgt.scripts
-    if plan.entry_points or plan.shebang_scripts:
-        os.makedirs(scripts_root, exist_ok=True)
-    py = tgt.python
-    for _src, dst, _digest in plan.shebang_scripts:
-        with open(os.path.join(entry.files, _src), "rb") as f:
-            f.readline()
-            data = f"#!{py}\n".encode() + f.read()
-        path = os.path.join(scripts_root, dst)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        _write_fresh(path, data, exec_mode)
-        rows.append((prefix("scripts") + dst, _record_hash(data), str(len(data))))
-        written += 1
-    if plan.entry_points:
-        from ._launchers import launcher
-
-        for spec in plan.entry_points:
-            name, data = launcher(spec, py, cache_root)
-            _write_fresh(os.path.join(scripts_root, name), data, exec_mode)
-            rows.append((prefix("scripts") + name, _record_hash(data), str(len(data))))
-            written += 1
-
-    dist_info = os.path.join(site, plan.dist_info)
-    meta: dict[str, bytes] = {"INSTALLER": b"safelink\n"}
-    if requested:
-        meta["REQUESTED"] = b""
-    url = _file_uri(wheel)
-    meta["direct_url.json"] = json.dumps(
-        {
-            "url": url,
-            "archive_info": {"hash": f"sha256={plan.sha256}", "hashes": {"sha256": plan.sha256}},
-        },
-        sort_keys=True,
-    ).encode()
-    for name, data in meta.items():
-        _write_fresh(os.path.join(dist_info, name), data, 0o666 & ~umask)
-        rows.append((f"{plan.dist_info}/{name}", _record_hash(data), str(len(data))))
-        written += 1
-
-    for scheme, rel, size, digest in pycs:  # bytecode, linked from the cache or compiled
-        rows.append((prefix(scheme) + rel, digest, str(size)))
-
-    rows.append((f"{plan.dist_info}/RECORD", "", ""))
-    import csv
-    import io
-
-    buf = io.StringIO()
-    buf.writelines(record_parts)
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerows(rows)
-    _crash_point("before-record")
-    _write_fresh(os.path.join(dist_info, "RECORD"), buf.getvalue().encode(), 0o666 & ~umask)
-    return written + 1
-
-
-def _compile_missing(cache: Cache, tgt: Target, entries: list[Entry]) -> None:
-    """Compile the entries whose bytecode the cache lacks, two interpreters at a time
-    (each compile is a subprocess: two cores, no GIL in the way)."""
-    from ._bytecode import cache_tag, cached_pycs
-
-    tag = cache_tag(tgt)
-    if tag is None:
-        return
-    missing = [
-        e
-        for e in entries
-        if not os.path.exists(os.path.join(cache.root, "pyc", e.sha256, tag, "manifest.json"))
-    ]
-    if len(missing) < 2:
-        return  # one compile at most: _link_bytecode does it in line
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(min(2, os.cpu_count() or 1)) as pool:
-        for _ in pool.map(lambda e: cached_pycs(cache, e, tgt, _record_hash), missing):
-            pass
-
-
-def _link_bytecode(
-    tgt: Target,
-    cache: Cache,
-    entry: Entry,
-    chain: Sequence[str],
-    report: InstallReport,
-    txn: Transaction,
-) -> list[PycRow]:
-    """Put the entry's bytecode into the target: from the cache when it can hold it."""
-    from ._bytecode import cached_pycs, sources
-
-    plan = entry.plan
-    got = cached_pycs(cache, entry, tgt, _record_hash)
-    if got is None:
-        return _compile_in_place(tgt, entry)
-    pyc_root, rows = got
-    if report.link_mode not in ("hardlink", "symlink"):
-        # Clones and copies are new inodes with a new mtime: give them the cached one,
-        # which the .pyc files record, or Python would find them stale.
-        for _src, dst, scheme in sources(entry):
-            os.utime(
-                os.path.join(tgt.scheme_root(scheme, plan.name), dst),
-                ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS),
-            )
-    jobs: list[Job] = []
-    fds: list[int | None] = []
-    try:
-        for scheme in sorted({r[0] for r in rows}):
-            root = tgt.scheme_root(scheme, plan.name)
-            mine = [(rel, rel, size, digest, False) for s, rel, size, digest in rows if s == scheme]
-            for d in sorted({os.path.dirname(r[0]) for r in mine}):
-                os.makedirs(os.path.join(root, d), exist_ok=True)
-            src_fd = open_dir(os.path.join(pyc_root, scheme))
-            fds.append(src_fd)
-            dst_fd = open_dir(root)
-            fds.append(dst_fd)
-            jobs.append(
-                Job(
-                    DirPair(os.path.join(pyc_root, scheme), src_fd, root, dst_fd),
-                    mine,
-                    lambda _src: None,
-                )
-            )
-        linker = Linker(
-            chain,
-            allow_fallback=True,
-            guard=False,
-            threads=1,
-            displace=lambda pair, dst: txn.displace(os.path.join(pair.dst_root, dst)),
-        )
-        stats = linker.run(jobs)
-    finally:
-        for fd in fds:
-            close_dir(fd)
-    for mode, n in stats.counts.items():
-        report.files_by_mode[mode] = report.files_by_mode.get(mode, 0) + n
-    return rows
-
-
-_COMPILE = r"""
-import sys, py_compile
-out = []
-for line in sys.stdin.read().splitlines():
-    try:
-        out.append(py_compile.compile(line, doraise=True,
-            invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP))
-    except Exception:
-        pass
-print("\n".join(p for p in out if p))
-"""
-
-
-def _compile_in_place(tgt: Target, entry: Entry) -> list[PycRow]:
-    """Byte-compile the installed modules with the target interpreter, like ``pip`` does
-    (for interpreters whose bytecode the cache does not keep)."""
-    import subprocess
-
-    from ._bytecode import sources
-
-    plan = entry.plan
-    files = [
-        (os.path.join(tgt.scheme_root(s, plan.name), dst), s) for _src, dst, s in sources(entry)
-    ]
-    if not files:
-        return []
-    proc = subprocess.run(
-        [tgt.python, "-I", "-c", _COMPILE],
-        input="\n".join(f for f, _s in files),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise SafelinkError(
-            f"byte-compiling with {tgt.python} failed: {proc.stderr.strip()[-300:]}"
-        )
-    rows: list[PycRow] = []
-    for path in (line for line in proc.stdout.splitlines() if line):
-        scheme = next(
-            (s for f, s in files if os.path.dirname(os.path.dirname(path)) == os.path.dirname(f)),
-            "purelib",
-        )
-        rel = os.path.relpath(path, tgt.scheme_root(scheme, plan.name)).replace(os.sep, "/")
-        with open(path, "rb") as f:
-            data = f.read()
-        rows.append((scheme, rel, len(data), _record_hash(data)))
-    return rows
 
 
 def _fallback_warning(fb: object, cache: Cache) -> str:
