@@ -296,3 +296,52 @@ def test_launchers_come_from_the_cache_after_the_first(tmp_path: Path, cache_dir
     assert (b / "bin" / "demo-hello").read_bytes() == old
     run = subprocess.run([str(b / "bin" / "demo-hello")], capture_output=True, text=True)
     assert run.stdout == "hello from demo\n"
+
+
+def test_wheel_replaced_during_admission_is_stored_under_what_was_read(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hash and unpack read one open file: a wheel swapped on disk meanwhile cannot
+    end up stored under the other one's hash."""
+    import hashlib
+
+    import safelink._cache as cache_mod
+
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old = make_wheel(tmp_path / "old", "demo", "1.0")
+    new = make_wheel(tmp_path / "new", "demo", "1.0", {"demo.py": b"EVIL = 1\n"})
+    target = tmp_path / "demo-1.0-py3-none-any.whl"
+    target.write_bytes(old.read_bytes())
+    old_sha = hashlib.sha256(old.read_bytes()).hexdigest()
+    real_extract = cache_mod._extract
+
+    def swapping_extract(*args: object) -> set[str]:
+        os.replace(new, target)  # someone replaces the file mid-admission
+        return real_extract(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cache_mod, "_extract", swapping_extract)
+    entry = safelink.Cache(cache_dir).admit(target)
+    assert entry.sha256 == old_sha
+    assert (Path(entry.files) / "demo.py").read_bytes() == b"VALUE = '1.0'\n"
+
+
+def test_wheel_rewritten_in_place_during_admission_is_refused(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import safelink._cache as cache_mod
+
+    whl = make_wheel(tmp_path, "demo", "1.0")
+    real_extract = cache_mod._extract
+
+    def appending_extract(*args: object) -> set[str]:
+        result = real_extract(*args)  # type: ignore[arg-type]
+        with open(whl, "ab") as f:
+            f.write(b"\0" * 10)
+        return result
+
+    monkeypatch.setattr(cache_mod, "_extract", appending_extract)
+    with pytest.raises(safelink.SafelinkError, match="changed while it was being unpacked"):
+        safelink.Cache(cache_dir).admit(whl)
+    assert list(safelink.Cache(cache_dir).entries()) == []
+    assert not any((cache_dir / "v1" / "tmp").iterdir())

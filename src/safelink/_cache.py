@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from ._lock import file_lock
 from ._plan import Plan
@@ -152,18 +152,18 @@ class Cache:
                 yield entry
 
     # -- admission ---------------------------------------------------------
-    def _index_key(self, wheel: str) -> str:
-        st = os.stat(wheel)
+    def _index_key(self, wheel: str, st: os.stat_result | None = None) -> str:
+        st = st or os.stat(wheel)
         key_src = (
             f"{os.path.realpath(wheel)}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_dev}"
         )
         return hashlib.sha256(key_src.encode("utf-8", "surrogateescape")).hexdigest()
 
-    def indexed_sha256(self, wheel: str) -> str | None:
+    def indexed_sha256(self, wheel: str, st: os.stat_result | None = None) -> str | None:
         """The wheel's hash if the stat index knows this exact file (no hashing)."""
         try:
             with open(
-                os.path.join(self.root, "index", self._index_key(wheel)), encoding="ascii"
+                os.path.join(self.root, "index", self._index_key(wheel, st)), encoding="ascii"
             ) as f:
                 value = f.read().strip()
         except OSError:
@@ -172,14 +172,18 @@ class Cache:
 
     def wheel_sha256(self, wheel: str) -> str:
         """Hash of the wheel file, via the stat index when the file is unchanged."""
-        known = self.indexed_sha256(wheel)
+        with open(wheel, "rb") as f:
+            return self._sha256_of_open(wheel, f)
+
+    def _sha256_of_open(self, wheel: str, f: BinaryIO) -> str:
+        st = os.fstat(f.fileno())
+        known = self.indexed_sha256(wheel, st)
         if known is not None:
             return known
-        key = self._index_key(wheel)
+        key = self._index_key(wheel, st)
         h = hashlib.sha256()
-        with open(wheel, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
         digest = h.hexdigest()
         try:
             _atomic_write(os.path.join(self._dir("index"), key), digest.encode())
@@ -205,11 +209,15 @@ class Cache:
             raise SafelinkError(f"{wheel}: no such file")
         if not os.path.isfile(wheel) or not filename.endswith(".whl"):
             raise InvalidWheel(f"{wheel}: not a wheel file (expected a .whl file)")
-        sha = self.wheel_sha256(wheel)
-        entry = self.get(sha)
-        if entry is not None:
-            return entry, False
         with contextlib.ExitStack() as held:
+            # One open file for hashing and unpacking: a wheel replaced on disk meanwhile
+            # cannot be stored under the hash of the one that was there before.
+            f = held.enter_context(open(wheel, "rb"))
+            st = os.fstat(f.fileno())
+            sha = self._sha256_of_open(wheel, f)
+            entry = self.get(sha)
+            if entry is not None:
+                return entry, False
             try:
                 held.enter_context(file_lock(os.path.join(self._dir("locks"), f"{sha}.lock")))
             except OSError as exc:
@@ -217,7 +225,8 @@ class Cache:
             entry = self.get(sha)
             if entry is not None:
                 return entry, False
-            return self._admit_locked(wheel, filename, sha, max_unpacked), True
+            f.seek(0)
+            return self._admit_locked(wheel, filename, sha, max_unpacked, f, st), True
 
     def _unwritable(self, exc: OSError, filename: str) -> SafelinkError:
         if exc.errno == errno.ENOSPC:
@@ -230,7 +239,15 @@ class Cache:
             "set SAFELINK_CACHE_DIR or --cache-dir to a writable directory",
         )
 
-    def _admit_locked(self, wheel: str, filename: str, sha: str, max_unpacked: int | None) -> Entry:
+    def _admit_locked(
+        self,
+        wheel: str,
+        filename: str,
+        sha: str,
+        max_unpacked: int | None,
+        f: BinaryIO,
+        st: os.stat_result,
+    ) -> Entry:
         try:
             tmp = os.path.join(self._dir("tmp"), f"{sha[:16]}-{os.getpid()}-{time.monotonic_ns()}")
             os.mkdir(tmp)
@@ -240,7 +257,7 @@ class Cache:
             import zipfile
 
             try:
-                zf = zipfile.ZipFile(wheel)
+                zf = zipfile.ZipFile(f)
             except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
                 # ValueError: e.g. a name flagged UTF-8 that is not (UnicodeDecodeError)
                 raise InvalidWheel(f"{wheel}: not a valid zip archive ({exc})") from None
@@ -249,6 +266,12 @@ class Cache:
 
                 info = read_wheel(zf, filename, max_unpacked)
                 shebang = _extract(zf, info, os.path.join(tmp, "files"), wheel)
+            now = os.fstat(f.fileno())
+            if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+                raise SafelinkError(
+                    f"{wheel} changed while it was being unpacked; nothing was kept",
+                    "install it again once whatever writes it has finished",
+                )
             from ._plan import make_plan
 
             plan = make_plan(info, sha, shebang, wheel)
