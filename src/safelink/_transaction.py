@@ -296,6 +296,8 @@ def _rmdir_quiet(path: str) -> None:
 
 
 def _rmtree_quiet(path: str) -> None:
+    if not os.path.lexists(path):
+        return  # the usual case (nothing was stashed): no need to import shutil
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)

@@ -56,15 +56,30 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON report for tools")
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Help text as wide as ``$COLUMNS`` (default 100), without asking the terminal.
+
+    argparse's own default imports ``shutil`` (and its compression modules) for
+    every parser, which every install would pay for at start-up.
+    """
+
+    def __init__(self, prog: str) -> None:
+        columns = os.environ.get("COLUMNS", "")
+        super().__init__(prog, width=int(columns) - 2 if columns.isdigit() else 98)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        formatter_class=_Formatter,
         prog="safelink",
         description="Install wheels from a verified unpacked-wheel cache by linking.",
     )
     parser.add_argument("--version", action="version", version=f"safelink {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("install", help="install wheels into an environment")
+    p = sub.add_parser(
+        "install", formatter_class=_Formatter, help="install wheels into an environment"
+    )
     p.add_argument("wheels", nargs="+", metavar="WHEEL")
     _target_options(p)
     _common(p)
@@ -100,12 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse wheels that unpack to more than SIZE (default 8G)",
     )
 
-    p = sub.add_parser("uninstall", help="remove distributions by their RECORD")
+    p = sub.add_parser(
+        "uninstall", formatter_class=_Formatter, help="remove distributions by their RECORD"
+    )
     p.add_argument("names", nargs="+", metavar="NAME")
     _target_options(p)
     _common(p)
 
-    p = sub.add_parser("probe", help="show what each link mode does between the cache and DIR")
+    p = sub.add_parser(
+        "probe",
+        formatter_class=_Formatter,
+        help="show what each link mode does between the cache and DIR",
+    )
     p.add_argument(
         "dir",
         nargs="?",
@@ -115,7 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
 
-    p = sub.add_parser("verify", help="deep-check the cache and environments against RECORD")
+    p = sub.add_parser(
+        "verify",
+        formatter_class=_Formatter,
+        help="deep-check the cache and environments against RECORD",
+    )
     p.add_argument(
         "--env",
         action="append",
@@ -131,12 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
 
-    p = sub.add_parser("repair", help="heal the cache; with --env, restore edited files")
+    p = sub.add_parser(
+        "repair",
+        formatter_class=_Formatter,
+        help="heal the cache; with --env, restore edited files",
+    )
     p.add_argument("--env", action="append", default=[], metavar="PATH")
     p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     _common(p)
 
-    p = sub.add_parser("cache", help="inspect and manage the cache")
+    p = sub.add_parser("cache", formatter_class=_Formatter, help="inspect and manage the cache")
     p.add_argument("action", choices=("dir", "list", "size", "prune", "clean"))
     p.add_argument("names", nargs="*", metavar="NAME", help="for clean: only these projects")
     _common(p)
