@@ -345,3 +345,16 @@ def test_wheel_rewritten_in_place_during_admission_is_refused(
         safelink.Cache(cache_dir).admit(whl)
     assert list(safelink.Cache(cache_dir).entries()) == []
     assert not any((cache_dir / "v1" / "tmp").iterdir())
+
+
+def test_cache_clean_removes_compiled_bytecode_too(tmp_path: Path, cache_dir: Path,
+                                                   new_venv: Path) -> None:
+    whl = full_wheel(tmp_path)
+    safelink.install([whl], new_venv, compile_bytecode=True)
+    assert any((cache_dir / "v1" / "pyc").iterdir())
+    size = run_cli("cache", "size", "--json", check=True)
+    # the wheel's 10 unpacked members, two .pyc files and their manifest
+    assert json.loads(size.stdout)["files"] == 10 + 2 + 1
+    run_cli("cache", "clean", "demo", check=True)
+    assert not any((cache_dir / "v1" / "pyc").iterdir())
+    assert (site_packages(new_venv) / "demo" / "cli.py").exists()  # environments keep theirs

@@ -383,11 +383,11 @@ class Cache:
             )
             os.rename(entry.path, trash)
         _rmtree(trash)
-        for sub in ("envs",):
-            try:
-                os.unlink(os.path.join(self.root, sub, entry.sha256))
-            except OSError:
-                pass
+        _rmtree(os.path.join(self.root, "pyc", entry.sha256))  # its compiled bytecode
+        try:
+            os.unlink(os.path.join(self.root, "envs", entry.sha256))
+        except OSError:
+            pass
 
     def stale_temp_dirs(self) -> list[str]:
         """Temp dirs of admissions whose process is gone (safe to delete)."""

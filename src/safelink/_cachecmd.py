@@ -9,10 +9,13 @@ import os
 from ._cache import Cache, Entry, _rmtree
 
 
-def _entry_size(entry: Entry) -> tuple[int, int]:
-    """(bytes, files) of an entry, counting each inode once."""
+def _entry_size(entry: Entry, cache: Cache | None = None) -> tuple[int, int]:
+    """(bytes, files) of an entry and its cached bytecode."""
     total, files = 0, 0
-    for dirpath, _dirs, names in os.walk(entry.files):
+    roots = [entry.files]
+    if cache is not None:
+        roots.append(os.path.join(cache.root, "pyc", entry.sha256))
+    for dirpath, _dirs, names in (w for root in roots for w in os.walk(root)):
         for n in names:
             st = os.lstat(os.path.join(dirpath, n))
             total += st.st_size
@@ -78,7 +81,7 @@ def cli(args: argparse.Namespace, cache: Cache) -> int:
     if args.action == "size":
         total = files = 0
         for e in entries:
-            b, f = _entry_size(e)
+            b, f = _entry_size(e, cache)
             total += b
             files += f
         if args.json:
