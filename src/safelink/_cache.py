@@ -35,7 +35,7 @@ from ._plan import load as load_plan
 from ._plan import save as save_plan
 
 if TYPE_CHECKING:
-    from zipfile import ZipFile
+    from zipfile import ZipFile, ZipInfo
 
     from ._wheel import Member, WheelInfo
 
@@ -504,20 +504,28 @@ def _extract(zf: ZipFile, info: WheelInfo, dest: str, wheel: str) -> set[str]:
         os.makedirs(os.path.join(dest, d), exist_ok=True)
     shebang: set[str] = set()
     scripts_prefix = f"{info.data_dir}/scripts/"
+    reader = _RawReader.for_zip(zf)
     members = sorted(info.members, key=lambda m: -m.size)  # big ones first: balanced threads
     total = sum(m.size for m in members)
     threads = min(4, os.cpu_count() or 1)
     if os.environ.get("SAFELINK_THREADS") == "1":  # the same switch as the link loop's
         threads = 1
     if threads < 2 or (len(members) < 200 and total < (16 << 20)):
-        _extract_some(zf, members, dest, wheel, scripts_prefix, shebang)
+        _extract_some(zf, reader, members, dest, wheel, scripts_prefix, shebang)
         return shebang
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(threads, thread_name_prefix="safelink-admit") as pool:
         futures = [
             pool.submit(
-                _extract_some, zf, members[i::threads], dest, wheel, scripts_prefix, shebang
+                _extract_some,
+                zf,
+                reader,
+                members[i::threads],
+                dest,
+                wheel,
+                scripts_prefix,
+                shebang,
             )
             for i in range(threads)
         ]
@@ -526,8 +534,73 @@ def _extract(zf: ZipFile, info: WheelInfo, dest: str, wheel: str) -> set[str]:
     return shebang
 
 
+class _RawReader:
+    """Small members read straight from the archive: one ``pread`` of the local header,
+    one of the data, one inflate. ``zipfile.open`` builds a buffered stream object per
+    member, which costs more than inflating a typical 2 KB module.
+
+    It checks what ``zipfile`` checks and what a hostile archive could abuse: the local
+    header's signature and name match the central directory, the data does not run
+    into the next member (overlapping entries: the "quoted overlap" zip bomb), only
+    stored or deflated data, and the exact size and CRC-32.
+    """
+
+    def __init__(self, fd: int, infos: dict[str, ZipInfo], ends: dict[int, int]) -> None:
+        self.fd = fd
+        self.infos = infos
+        self.ends = ends
+
+    @classmethod
+    def for_zip(cls, zf: ZipFile) -> _RawReader | None:
+        fp = zf.fp
+        if not hasattr(os, "pread") or fp is None or not hasattr(fp, "fileno"):
+            return None
+        offsets = sorted({i.header_offset for i in zf.infolist()})
+        limit = getattr(zf, "start_dir", None)
+        if not isinstance(limit, int):
+            return None
+        ends = dict(zip(offsets, [*offsets[1:], limit], strict=True))
+        return cls(fp.fileno(), zf.NameToInfo, ends)
+
+    def read(self, name: str) -> bytes:
+        import zlib
+        from zipfile import BadZipFile
+
+        info = self.infos[name]
+        start = info.header_offset
+        head = os.pread(self.fd, 30, start)
+        if len(head) != 30 or head[:4] != b"PK\x03\x04":
+            raise BadZipFile(f"bad local file header for {name!r}")
+        flags = int.from_bytes(head[6:8], "little")
+        n = int.from_bytes(head[26:28], "little")
+        extra = int.from_bytes(head[28:30], "little")
+        raw_name = os.pread(self.fd, n, start + 30)
+        local = raw_name.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+        if local != info.orig_filename:
+            raise BadZipFile(f"file name in directory {info.orig_filename!r} and header differ")
+        begin = start + 30 + n + extra
+        if begin + info.compress_size > self.ends.get(start, begin + info.compress_size):
+            raise BadZipFile("overlapped entries (a zip bomb?)")
+        raw = os.pread(self.fd, info.compress_size, begin)
+        if len(raw) != info.compress_size:
+            raise BadZipFile("truncated member data")
+        if info.compress_type == 0:
+            data = raw
+        elif info.compress_type == 8:
+            inflate = zlib.decompressobj(-15)
+            data = inflate.decompress(raw, info.file_size + 1)
+        else:
+            raise BadZipFile(f"unsupported compression method {info.compress_type}")
+        if len(data) != info.file_size:
+            raise BadZipFile(f"{name!r} inflates to {len(data)} bytes, not {info.file_size}")
+        if zlib.crc32(data) != info.CRC:
+            raise BadZipFile(f"Bad CRC-32 for file {name!r}")
+        return data
+
+
 def _extract_some(
     zf: ZipFile,
+    reader: _RawReader | None,
     members: list[Member],
     dest: str,
     wheel: str,
@@ -544,23 +617,30 @@ def _extract_some(
         h = hashlib.new(m.hash_name)
         fd = os.open(os.path.join(dest, m.name), create, 0o600)
         try:
-            with zf.open(m.name) as src:
-                if m.size <= _CHUNK:  # most members: one read, one hash, one write
-                    data = src.read(m.size + 1)
-                    size = len(data)
-                    h.update(data)
-                    _write_all(fd, data)
-                    head = data[:8]
-                else:
-                    size = 0
-                    head = b""
-                    while n := src.readinto(buf):  # type: ignore[attr-defined]
-                        chunk = view[:n]
-                        if not size:
-                            head = bytes(chunk[:8])
-                        h.update(chunk)
-                        size += n
-                        _write_all(fd, chunk)  # type: ignore[arg-type]
+            if reader is not None and m.size <= _CHUNK:  # most members: one of each
+                data = reader.read(m.name)
+                size = len(data)
+                h.update(data)
+                _write_all(fd, data)
+                head = data[:8]
+            else:
+                with zf.open(m.name) as src:
+                    if m.size <= _CHUNK:
+                        data = src.read(m.size + 1)
+                        size = len(data)
+                        h.update(data)
+                        _write_all(fd, data)
+                        head = data[:8]
+                    else:
+                        size = 0
+                        head = b""
+                        while n := src.readinto(buf):  # type: ignore[attr-defined]
+                            chunk = view[:n]
+                            if not size:
+                                head = bytes(chunk[:8])
+                            h.update(chunk)
+                            size += n
+                            _write_all(fd, chunk)  # type: ignore[arg-type]
             if head == b"#!python" and m.name.startswith(scripts_prefix):
                 shebang.add(m.name)
             if size != m.size:
