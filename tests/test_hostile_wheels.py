@@ -385,6 +385,16 @@ def test_central_directory_and_local_header_disagree(box: Box) -> None:
     refuse(box, whl, "corrupt archive at demo/aa.py")
 
 
+def test_overlapping_member_data(box: Box) -> None:
+    # The "quoted overlap" zip bomb: a central record claims more compressed bytes
+    # than there are before the next member, so members share data.
+    whl = make_wheel(box.wheels, files={"demo/aa.py": b"x = 1\n", "demo/bb.py": b"y = 2\n"})
+    with zipfile.ZipFile(whl) as zf:
+        size = zf.getinfo("demo/aa.py").compress_size
+    patch_central(whl, "demo/aa.py", 20, "<I", size + 64)
+    refuse(box, whl, "overlapped entries")
+
+
 def test_invalid_utf8_name(box: Box) -> None:
     # Flag bit 11 promises UTF-8 names; these bytes are not UTF-8.
     whl = make_wheel(box.wheels, files={"demo.py": b"", "demo/ab.py": b""})
