@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, BinaryIO
 
+from ._atomic import write_atomic
 from ._lock import file_lock
 from ._plan import Plan
 from ._plan import load as load_plan
@@ -186,7 +187,7 @@ class Cache:
             h.update(chunk)
         digest = h.hexdigest()
         try:
-            _atomic_write(os.path.join(self._dir("index"), key), digest.encode())
+            write_atomic(os.path.join(self._dir("index"), key), digest.encode())
         except OSError:
             pass  # a read-only cache still works, it just re-hashes
         return digest
@@ -453,20 +454,6 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}-{time.monotonic_ns()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _rmtree(path: str) -> None:

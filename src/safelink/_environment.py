@@ -167,14 +167,9 @@ def _interpreter_info(python: str, cache_root: str | None) -> dict[str, object]:
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
         raise TargetError(f"{python}: cannot query this interpreter ({exc})") from None
     if cached:
-        try:
-            os.makedirs(os.path.dirname(cached), exist_ok=True)
-            tmp = f"{cached}.{os.getpid()}"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(info, f)
-            os.replace(tmp, cached)
-        except OSError:
-            pass
+        from ._atomic import remember
+
+        remember(cached, json.dumps(info).encode())
     return info
 
 

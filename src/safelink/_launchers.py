@@ -18,6 +18,7 @@ import os
 import sys
 from typing import Any
 
+from ._atomic import remember
 from ._plan import ScriptSpec
 
 _PLACEHOLDER = "/safelink-launcher-placeholder/python"
@@ -59,12 +60,5 @@ def launcher(spec: ScriptSpec, python: str, cache_root: str | None) -> tuple[str
         if name != spec[0] or not data.startswith(shebang):
             return _generate(spec, python)  # a template we do not know: no caching
         body = data[len(shebang) :]
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{os.getpid()}"
-            with open(tmp, "wb") as f:
-                f.write(body)
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only cache: generate next time too
+        remember(path, body)
     return spec[0], b"#!" + python.encode("utf-8") + b"\n" + body

@@ -16,7 +16,8 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
-from ._cache import Entry, _crash_point
+from ._atomic import replacing
+from ._cache import Entry, _crash_point, _write_all
 from ._environment import Target
 from ._plan import Plan
 
@@ -69,22 +70,13 @@ def _write_fresh(path: str, data: bytes, mode: int) -> None:
     knows it from the journal and removes it too.
     """
     tmp = f"{path}.safelink-{os.getpid()}"
-    try:
+    with replacing(path, tmp):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, data)
         finally:
             os.close(fd)
         _crash_point("fresh-written")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def finalize(

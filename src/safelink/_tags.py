@@ -49,12 +49,7 @@ def supported(target: Target, cache_root: str | None) -> set[str]:
             pass
     tags = target.supported_tags()
     if path:
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{os.getpid()}"
-            with open(tmp, "w", encoding="ascii") as f:
-                f.write("\n".join(sorted(tags)))
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only cache: recompute next time
+        from ._atomic import remember
+
+        remember(path, "\n".join(sorted(tags)).encode("ascii"))
     return tags

@@ -30,6 +30,7 @@ import os
 import time
 from collections.abc import Iterable
 
+from ._atomic import replacing
 from ._cache import _crash_point
 from ._environment import Target
 from ._plan import Plan
@@ -73,15 +74,10 @@ class Transaction:
             else:
                 data["plans"] = self.plans
         tmp = f"{self.journal}.{os.getpid()}"
-        try:
+        with replacing(self.journal, tmp):
             with open(tmp, "w", encoding="utf-8") as f:
                 json.dump(data, f)
             _crash_point("journal-written")
-            os.replace(tmp, self.journal)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                _unlink_quiet(tmp)
-            raise
 
     def begin(self) -> None:
         self.phase = "stashing"

@@ -44,6 +44,7 @@ from installer.destinations import SchemeDictionaryDestination
 from installer.records import Hash, RecordEntry
 from installer.utils import Scheme, copyfileobj_with_hashing
 
+from ._atomic import replacing
 from ._cache import Cache
 from ._environment import Target, resolve_target
 from ._guard import Guard, hardlink_allowed
@@ -267,20 +268,12 @@ class LinkingDestination(SchemeDictionaryDestination):
         os.makedirs(os.path.dirname(target), exist_ok=True)
         tmp = f"{target}.safelink-{os.getpid()}-{threading.get_ident()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                digest, size = copyfileobj_with_hashing(stream, f, self.hash_algorithm)
-                if is_executable and hasattr(os, "fchmod"):  # installer's rule: x where r
-                    mode = os.fstat(f.fileno()).st_mode & 0o777
-                    os.fchmod(f.fileno(), mode | (mode & 0o444) >> 2)
-            os.replace(tmp, target)
-            self._written += 1
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        with replacing(target, tmp), os.fdopen(fd, "wb") as f:
+            digest, size = copyfileobj_with_hashing(stream, f, self.hash_algorithm)
+            if is_executable and hasattr(os, "fchmod"):  # installer's rule: x where r
+                mode = os.fstat(f.fileno()).st_mode & 0o777
+                os.fchmod(f.fileno(), mode | (mode & 0o444) >> 2)
+        self._written += 1
         return RecordEntry(path, Hash(self.hash_algorithm, digest), size)
 
     def finalize_installation(

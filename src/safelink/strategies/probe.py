@@ -139,14 +139,9 @@ def probe(cache_root: str, target_dir: str, *, refresh: bool = False) -> ProbeRe
             pass
     result = run_probe(scratch, target_dir)
     _memory[key] = result
-    try:
-        os.makedirs(os.path.dirname(store), exist_ok=True)
-        tmp = f"{store}.{os.getpid()}.{time.monotonic_ns()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(result.to_json())
-        os.replace(tmp, store)
-    except OSError:
-        pass
+    from .._atomic import remember
+
+    remember(store, result.to_json().encode())
     return result
 
 
