@@ -29,7 +29,7 @@ from ._cache import Cache, Entry, _crash_point, crash_armed
 from ._environment import Target, resolve_target
 from ._guard import Guard, hardlink_allowed
 from ._link import Job, Linker
-from ._lock import LockTimeout, env_lock_path, file_lock
+from ._lock import LockTimeout, env_lock_path, env_lock_timeout, file_lock
 from ._log import warn
 from ._metadata import finalize
 from ._report import InstalledWheel, InstallReport
@@ -45,8 +45,6 @@ from .errors import (
 from .strategies import DirPair, Strategy, close_dir, open_dir
 from .strategies.auto import Decision, chain_for, decide
 from .strategies.probe import describe_errno
-
-DEFAULT_LOCK_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -135,11 +133,7 @@ def install(
         seen[plan.name] = plan.filename
 
     _prepare_root(tgt)
-    timeout = (
-        lock_timeout
-        if lock_timeout is not None
-        else float(os.environ.get("SAFELINK_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT))
-    )
+    timeout = env_lock_timeout(lock_timeout)
     try:
         with file_lock(env_lock_path(tgt.root), timeout=timeout):
             if recover(tgt):

@@ -87,3 +87,14 @@ def env_lock_path(root: str) -> str:
     if sys.platform == "win32":  # pragma: no cover
         return os.path.join(root, ".safelink.lock")
     return root
+
+
+DEFAULT_TIMEOUT = 120.0
+"""How long to wait for another safelink process using the same environment."""
+
+
+def env_lock_timeout(explicit: float | None) -> float:
+    """*explicit*, else ``$SAFELINK_LOCK_TIMEOUT``, else :data:`DEFAULT_TIMEOUT` seconds."""
+    if explicit is not None:
+        return explicit
+    return float(os.environ.get("SAFELINK_LOCK_TIMEOUT", DEFAULT_TIMEOUT))

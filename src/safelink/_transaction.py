@@ -28,7 +28,6 @@ import errno
 import json
 import os
 import time
-from collections.abc import Iterable
 
 from ._atomic import replacing
 from ._cache import _crash_point
@@ -336,8 +335,3 @@ def recover(target: Target) -> bool:
             # commit could not delete.
             _rmtree_quiet(path)
     return txn is not None
-
-
-def stash_paths(txn: Transaction, paths: Iterable[str]) -> None:
-    for p in paths:
-        txn.displace(p)

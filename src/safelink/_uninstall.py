@@ -158,7 +158,7 @@ def uninstall(
     """
     from ._cache import _crash_point
     from ._environment import resolve_target
-    from ._lock import LockTimeout, env_lock_path, file_lock
+    from ._lock import LockTimeout, env_lock_path, env_lock_timeout, file_lock
     from ._transaction import Transaction, recover
     from .errors import EnvironmentBusy, NotInstalled, TargetError
 
@@ -168,11 +168,7 @@ def uninstall(
             if not missing_ok:
                 raise NotInstalled(f"{name} is not installed in {tgt.root}")
         return []
-    timeout = (
-        lock_timeout
-        if lock_timeout is not None
-        else float(os.environ.get("SAFELINK_LOCK_TIMEOUT", "120"))
-    )
+    timeout = env_lock_timeout(lock_timeout)
 
     def remove(path: str) -> None:
         txn.displace(path)

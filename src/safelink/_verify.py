@@ -18,7 +18,7 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from ._cache import Cache, Entry
-from ._lock import env_lock_path, file_lock
+from ._lock import env_lock_path, env_lock_timeout, file_lock
 from .errors import CacheCorrupt
 
 
@@ -235,7 +235,9 @@ def cli(args: argparse.Namespace, cache: Cache) -> int:
         actions = repair_cache(cache, findings, args.dry_run)
         for env in args.env:
             root = os.path.abspath(env)
-            with file_lock(env_lock_path(root), timeout=120):  # not while an install runs
+            with file_lock(
+                env_lock_path(root), timeout=env_lock_timeout(None)
+            ):  # not while an install runs
                 actions += repair_env(cache, root, env_findings[root], args.dry_run)
         if args.json:
             print(json.dumps({"actions": actions}))
