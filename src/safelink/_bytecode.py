@@ -21,11 +21,12 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ._cache import FINGERPRINT_MTIME_NS, Cache, Entry, _rmtree
+from ._cache import FINGERPRINT_MTIME_NS, Cache, Entry
 from ._environment import Target
+from ._fsops import rmtree
 from ._link import Job, Linker
 from ._lock import file_lock
-from ._metadata import record_hash_of
+from ._record import hash_of
 from .errors import SafelinkError
 from .strategies import DirPair, close_dir, open_dir
 
@@ -104,7 +105,7 @@ def cached_pycs(cache: Cache, entry: Entry, target: Target) -> tuple[str, list[P
                 json.dump(rows, f)
             os.rename(tmp, root)
         except BaseException:
-            _rmtree(tmp)
+            rmtree(tmp)
             raise
     return root, rows
 
@@ -131,7 +132,7 @@ def _compile_into(tmp: str, entry: Entry, target: Target) -> list[PycRow]:
             data = f.read()
         os.chmod(path, 0o444)
         os.utime(path, ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS))
-        rows.append((scheme, rel, len(data), record_hash_of(data)))
+        rows.append((scheme, rel, len(data), hash_of(data)))
     return rows
 
 
@@ -262,5 +263,5 @@ def _compile_in_place(tgt: Target, entry: Entry) -> list[PycRow]:
         rel = os.path.relpath(path, tgt.scheme_root(scheme, plan.name)).replace(os.sep, "/")
         with open(path, "rb") as f:
             data = f.read()
-        rows.append((scheme, rel, len(data), record_hash_of(data)))
+        rows.append((scheme, rel, len(data), hash_of(data)))
     return rows

@@ -17,12 +17,10 @@ crash at any point leaves at most a temp dir that nothing trusts.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
 import hashlib
 import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,10 +28,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING, BinaryIO
 
 from ._atomic import write_atomic
+from ._fsops import rmtree, write_all
+from ._hooks import crash_point
 from ._lock import file_lock
 from ._plan import Plan
 from ._plan import load as load_plan
 from ._plan import save as save_plan
+from ._record import encode_digest
 
 if TYPE_CHECKING:
     from zipfile import ZipFile, ZipInfo
@@ -46,40 +47,6 @@ FINGERPRINT_MTIME_NS = 946_684_800 * 10**9
 """Every cached file's mtime (2000-01-01). A write through a hardlink moves it."""
 
 _CHUNK = 1 << 20
-_TEST_HOOK = "SAFELINK_TEST_CRASH"
-
-# The crash-test hook, read once: ``SAFELINK_TEST_CRASH=<point>`` or ``<point>:<n>``
-# makes the process SIGKILL itself the n-th time (default: first) it passes
-# ``_crash_point("<point>")``. Unset (always, in real use) it costs one global test.
-# Points (see tests/test_crash.py):
-#   admission: admit-mid (after each member), admit-before-plan, admit-before-rename
-#   install:   journal-written (temp journal not yet renamed), install-after-stash,
-#              link-after (after each linked file), install-after-link,
-#              fresh-written (a script/metadata/RECORD temp file not yet renamed),
-#              before-record, finalized (after each wheel), before-commit, commit-mid
-#   uninstall: uninstall-mid (after each file moved aside), uninstall-before-commit
-#   recovery:  restore-mid (after each file moved back from the stash)
-_CRASH_SPEC = os.environ.get(_TEST_HOOK) or None
-_CRASH_NAME, _, _crash_n = (_CRASH_SPEC or "").partition(":")
-_CRASH_AT = int(_crash_n) if _crash_n.isdigit() else 1
-_crash_hits = 0
-
-
-def _crash_point(name: str) -> None:
-    """Let the crash tests kill this process at a named point (never set in real use)."""
-    global _crash_hits
-    if _CRASH_SPEC is None or name != _CRASH_NAME:
-        return
-    _crash_hits += 1
-    if _crash_hits >= _CRASH_AT:
-        os.kill(os.getpid(), 9)
-
-
-def crash_armed(name: str) -> bool:
-    """Is the crash-test hook set for *name*? (Lets callers skip test-only wrappers.)"""
-    return _CRASH_SPEC is not None and name == _CRASH_NAME
-
-
 def default_cache_dir() -> str:
     env = os.environ.get("SAFELINK_CACHE_DIR")
     if env:
@@ -88,9 +55,6 @@ def default_cache_dir() -> str:
 
     return user_cache_dir("safelink", appauthor=False)
 
-
-def record_digest(algo: str, raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -276,9 +240,9 @@ class Cache:
             from ._plan import make_plan
 
             plan = make_plan(info, sha, shebang, wheel)
-            _crash_point("admit-before-plan")
+            crash_point("admit-before-plan")
             save_plan(plan, tmp)
-            _crash_point("admit-before-rename")
+            crash_point("admit-before-rename")
             dest = self.entry_path(sha)
             self._dir("entries")
             try:
@@ -288,15 +252,15 @@ class Cache:
                     raise
                 # A stale, incomplete directory (no plan.json) from an old crash: replace it.
                 if self.get(sha) is None:
-                    _rmtree(dest)
+                    rmtree(dest)
                     os.rename(tmp, dest)
         except OSError as exc:
-            _rmtree(tmp)
+            rmtree(tmp)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
                 raise self._unwritable(exc, filename) from None
             raise
         except BaseException:
-            _rmtree(tmp)
+            rmtree(tmp)
             raise
         return Entry(dest, sha)
 
@@ -330,8 +294,8 @@ class Cache:
                 with zf.open(member) as src:
                     while chunk := src.read(_CHUNK):
                         h.update(chunk)
-                        _write_all(fd, chunk)
-                if record_digest(algo, h.digest()) != want:
+                        write_all(fd, chunk)
+                if encode_digest(h.digest()) != want:
                     raise CacheCorrupt(
                         f"{source}: {member} does not match its RECORD hash; cannot heal the cache",
                         f"run 'safelink cache clean {plan.name}'",
@@ -383,8 +347,8 @@ class Cache:
                 self._dir("tmp"), f"evict-{entry.sha256[:16]}-{os.getpid()}-{time.monotonic_ns()}"
             )
             os.rename(entry.path, trash)
-        _rmtree(trash)
-        _rmtree(os.path.join(self.root, "pyc", entry.sha256))  # its compiled bytecode
+        rmtree(trash)
+        rmtree(os.path.join(self.root, "pyc", entry.sha256))  # its compiled bytecode
         try:
             os.unlink(os.path.join(self.root, "envs", entry.sha256))
         except OSError:
@@ -447,36 +411,6 @@ def _seal(fd: int, path: str, mode: int) -> None:
     else:  # pragma: no cover - Windows
         os.utime(path, ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS))
         os.chmod(path, mode)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def _rmtree(path: str) -> None:
-    """Delete a tree even though the cache made its files read-only."""
-    import shutil
-
-    def onerror(func: object, p: str, exc: object) -> None:
-        try:
-            os.chmod(os.path.dirname(p), 0o755)
-            if os.path.isdir(p) and not os.path.islink(p):
-                os.chmod(p, 0o755)
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                os.unlink(p)
-        except OSError:
-            pass
-
-    if not os.path.lexists(path):
-        return
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=onerror)  # onerror= is deprecated from 3.12 on
-    else:
-        shutil.rmtree(path, onerror=onerror)
 
 
 def _extract(zf: ZipFile, info: WheelInfo, dest: str, wheel: str) -> set[str]:
@@ -608,7 +542,7 @@ def _extract_some(
                 data = reader.read(m.name)
                 size = len(data)
                 h.update(data)
-                _write_all(fd, data)
+                write_all(fd, data)
                 head = data[:8]
             else:
                 with zf.open(m.name) as src:
@@ -616,7 +550,7 @@ def _extract_some(
                         data = src.read(m.size + 1)
                         size = len(data)
                         h.update(data)
-                        _write_all(fd, data)
+                        write_all(fd, data)
                         head = data[:8]
                     else:
                         size = 0
@@ -627,16 +561,16 @@ def _extract_some(
                                 head = bytes(chunk[:8])
                             h.update(chunk)
                             size += n
-                            _write_all(fd, chunk)  # type: ignore[arg-type]
+                            write_all(fd, chunk)  # type: ignore[arg-type]
             if head == b"#!python" and m.name.startswith(scripts_prefix):
                 shebang.add(m.name)
             if size != m.size:
                 raise InvalidWheel(f"{wheel}: {m.name} is {size} bytes, RECORD says {m.size}")
-            if record_digest(m.hash_name, h.digest()) != m.hash_hex:
+            if encode_digest(h.digest()) != m.hash_hex:
                 raise InvalidWheel(f"{wheel}: {m.name} does not match its RECORD hash")
             _seal(fd, os.path.join(dest, m.name), 0o555 if m.executable else 0o444)
         except (BadZipFile, EOFError, LargeZipFile, zlib.error) as exc:
             raise InvalidWheel(f"{wheel}: corrupt archive at {m.name}: {exc}") from None
         finally:
             os.close(fd)
-        _crash_point("admit-mid")
+        crash_point("admit-mid")

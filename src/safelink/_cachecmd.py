@@ -6,7 +6,8 @@ import argparse
 import json
 import os
 
-from ._cache import Cache, Entry, _rmtree
+from ._cache import Cache, Entry
+from ._fsops import rmtree
 
 
 def _entry_size(entry: Entry, cache: Cache | None = None) -> tuple[int, int]:
@@ -98,7 +99,7 @@ def cli(args: argparse.Namespace, cache: Cache) -> int:
                 removed.append(e.plan.filename)
         stale = cache.stale_temp_dirs()
         for d in stale:
-            _rmtree(d)
+            rmtree(d)
         if args.json:
             print(json.dumps({"removed": removed, "temp_dirs": len(stale)}))
         elif not args.quiet:
@@ -117,9 +118,9 @@ def cli(args: argparse.Namespace, cache: Cache) -> int:
             cleaned.append(e.plan.filename)
     if not wanted:
         for sub in ("index", "probes", "interpreters"):
-            _rmtree(os.path.join(cache.root, sub))
+            rmtree(os.path.join(cache.root, sub))
         for d in cache.stale_temp_dirs():
-            _rmtree(d)
+            rmtree(d)
     if args.json:
         print(json.dumps({"removed": cleaned}))
     elif not args.quiet:

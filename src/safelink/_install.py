@@ -25,9 +25,10 @@ from typing import ClassVar
 
 from . import strategies
 from ._bytecode import compile_missing, link_bytecode
-from ._cache import Cache, Entry, _crash_point, crash_armed
+from ._cache import Cache, Entry
 from ._environment import Target, resolve_target
 from ._guard import Guard, hardlink_allowed
+from ._hooks import crash_armed, crash_point
 from ._link import Job, Linker
 from ._lock import LockTimeout, env_lock_path, env_lock_timeout, file_lock
 from ._log import warn
@@ -297,7 +298,7 @@ def _install_locked(
                 remove_distribution(tgt, inst, txn.displace)
                 replaced[plan.name] = inst.version
         _displace_existing(txn)
-        _crash_point("install-after-stash")
+        crash_point("install-after-stash")
         txn.linking()
         fds: list[int | None] = []
         jobs: list[Job] = []
@@ -320,7 +321,7 @@ def _install_locked(
         finally:
             for fd in fds:
                 close_dir(fd)
-        _crash_point("install-after-link")
+        crash_point("install-after-link")
         report.timings["link"] = time.perf_counter() - t1
         report.files_by_mode = stats.counts
         report.fallbacks = stats.fallbacks
@@ -352,9 +353,9 @@ def _install_locked(
                 )
             )
             cache.register_env(plan.sha256, tgt.root)
-            _crash_point("finalized")
+            crash_point("finalized")
         report.timings["finalize"] = time.perf_counter() - t2
-        _crash_point("before-commit")
+        crash_point("before-commit")
     except BaseException as exc:
         try:
             txn.rollback()
@@ -476,7 +477,7 @@ def _arm_link_crash(linker: Linker) -> None:
 
             def link(self, pair: DirPair, src: str, dst: str, executable: bool) -> None:
                 inner.link(pair, src, dst, executable)
-                _crash_point("link-after")
+                crash_point("link-after")
 
         return Crashing()
 

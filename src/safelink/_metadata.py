@@ -7,9 +7,7 @@ temporary name and renamed into place: never written through a link.
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
 import io
 import json
 import os
@@ -17,9 +15,12 @@ import threading
 from typing import TYPE_CHECKING
 
 from ._atomic import replacing
-from ._cache import Entry, _crash_point, _write_all
+from ._cache import Entry
 from ._environment import Target
+from ._fsops import write_all
+from ._hooks import crash_point
 from ._plan import Plan
+from ._record import hash_of
 
 if TYPE_CHECKING:
     from ._bytecode import PycRow
@@ -36,10 +37,6 @@ def _file_uri(path: str) -> str:
 
         return Path(path).as_uri()
     return "file://" + "".join(chr(b) if b in _URI_SAFE else f"%{b:02X}" for b in os.fsencode(path))
-
-
-def record_hash_of(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 _UMASK_LOCK = threading.Lock()
@@ -73,10 +70,10 @@ def _write_fresh(path: str, data: bytes, mode: int) -> None:
     with replacing(path, tmp):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
         finally:
             os.close(fd)
-        _crash_point("fresh-written")
+        crash_point("fresh-written")
 
 
 def finalize(
@@ -123,7 +120,7 @@ def finalize(
         path = os.path.join(scripts_root, dst)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         _write_fresh(path, data, exec_mode)
-        rows.append((prefix("scripts") + dst, record_hash_of(data), str(len(data))))
+        rows.append((prefix("scripts") + dst, hash_of(data), str(len(data))))
         written += 1
     if plan.entry_points:
         from ._launchers import launcher
@@ -131,7 +128,7 @@ def finalize(
         for spec in plan.entry_points:
             name, data = launcher(spec, py, cache_root)
             _write_fresh(os.path.join(scripts_root, name), data, exec_mode)
-            rows.append((prefix("scripts") + name, record_hash_of(data), str(len(data))))
+            rows.append((prefix("scripts") + name, hash_of(data), str(len(data))))
             written += 1
 
     dist_info = os.path.join(site, plan.dist_info)
@@ -148,7 +145,7 @@ def finalize(
     ).encode()
     for name, data in meta.items():
         _write_fresh(os.path.join(dist_info, name), data, 0o666 & ~umask)
-        rows.append((f"{plan.dist_info}/{name}", record_hash_of(data), str(len(data))))
+        rows.append((f"{plan.dist_info}/{name}", hash_of(data), str(len(data))))
         written += 1
 
     for scheme, rel, size, digest in pycs:  # bytecode, linked from the cache or compiled
@@ -159,6 +156,6 @@ def finalize(
     buf.writelines(record_parts)
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerows(rows)
-    _crash_point("before-record")
+    crash_point("before-record")
     _write_fresh(os.path.join(dist_info, "RECORD"), buf.getvalue().encode(), 0o666 & ~umask)
     return written + 1

@@ -30,8 +30,9 @@ import os
 import time
 
 from ._atomic import replacing
-from ._cache import _crash_point
 from ._environment import Target
+from ._fsops import rmdir_quiet, rmtree_quiet, unlink_quiet
+from ._hooks import crash_point
 from ._plan import Plan
 
 JOURNAL = ".safelink-journal.json"
@@ -76,7 +77,7 @@ class Transaction:
         with replacing(self.journal, tmp):
             with open(tmp, "w", encoding="utf-8") as f:
                 json.dump(data, f)
-            _crash_point("journal-written")
+            crash_point("journal-written")
 
     def begin(self) -> None:
         self.phase = "stashing"
@@ -151,13 +152,13 @@ class Transaction:
             # No room even for the journal (a full disk): drop it instead, so the
             # install stands; the next run sweeps the stash this leaves.
             os.unlink(self.journal)
-        _crash_point("commit-mid")
+        crash_point("commit-mid")
         self._finish()
 
     def _finish(self) -> None:
         if self.stash:
-            _rmtree_quiet(self.stash)
-        _unlink_quiet(self.journal)
+            rmtree_quiet(self.stash)
+        unlink_quiet(self.journal)
 
     def rollback(self) -> None:
         if self.phase == "committed":
@@ -172,7 +173,7 @@ class Transaction:
             with contextlib.suppress(OSError):
                 self._write()
         self._restore_stash()
-        _unlink_quiet(self.journal)
+        unlink_quiet(self.journal)
 
     def _remove_planned(self, plan: dict[str, object]) -> None:
         dests: dict[str, list[str]] = plan["dests"]  # type: ignore[assignment]
@@ -181,18 +182,18 @@ class Transaction:
         for root, rels in dests.items():
             for rel in rels:
                 path = os.path.join(root, rel)
-                _unlink_quiet(path)
-                _unlink_quiet(path + fresh)  # a fresh file caught before its rename
+                unlink_quiet(path)
+                unlink_quiet(path + fresh)  # a fresh file caught before its rename
                 if rel.endswith(".py"):
                     _remove_pycs(path)
         for root, rels in dirs.items():
             for rel in reversed(rels):
                 path = os.path.join(root, rel)
-                _rmdir_quiet(os.path.join(path, "__pycache__"))
-                _rmdir_quiet(path)
+                rmdir_quiet(os.path.join(path, "__pycache__"))
+                rmdir_quiet(path)
         made: list[str] = plan.get("made", [])  # type: ignore[assignment]
         for path in reversed(made):  # scheme roots this install created, deepest first
-            _rmdir_quiet(path)
+            rmdir_quiet(path)
 
     def _restore_stash(self) -> None:
         if not self.stash:
@@ -210,12 +211,12 @@ class Transaction:
                 dest = os.path.join(self.target.root, os.path.relpath(src, self.stash))
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
                 if os.path.isdir(dest) and not os.path.islink(dest):
-                    _rmtree_quiet(dest)
+                    rmtree_quiet(dest)
                 else:
-                    _unlink_quiet(dest)
+                    unlink_quiet(dest)
                 os.rename(src, dest)
-                _crash_point("restore-mid")
-        _rmtree_quiet(self.stash)
+                crash_point("restore-mid")
+        rmtree_quiet(self.stash)
 
 
 def plan_paths(
@@ -271,33 +272,6 @@ def _stashes(root: str) -> list[str]:
     return [os.path.join(root, n) for n in names if n.startswith(STASH_PREFIX)]
 
 
-def _unlink_quiet(path: str) -> None:
-    """Remove a file if it is there; directories and absent paths are left alone."""
-    try:
-        os.unlink(path)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        pass
-    except OSError:
-        # EROFS comes before ENOENT on a read-only mount; EPERM for a directory.
-        if os.path.lexists(path) and not (os.path.isdir(path) and not os.path.islink(path)):
-            raise
-
-
-def _rmdir_quiet(path: str) -> None:
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass
-
-
-def _rmtree_quiet(path: str) -> None:
-    if not os.path.lexists(path):
-        return  # the usual case (nothing was stashed): no need to import shutil
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def _remove_pycs(py: str) -> None:
     cache = os.path.join(os.path.dirname(py), "__pycache__")
     stem = os.path.splitext(os.path.basename(py))[0] + "."
@@ -307,7 +281,7 @@ def _remove_pycs(py: str) -> None:
         return
     for n in names:
         if n.startswith(stem) and n.endswith(".pyc"):
-            _unlink_quiet(os.path.join(cache, n))
+            unlink_quiet(os.path.join(cache, n))
 
 
 def recover(target: Target) -> bool:
@@ -327,11 +301,11 @@ def recover(target: Target) -> bool:
     for name in names:
         path = os.path.join(target.root, name)
         if name.startswith(JOURNAL + "."):
-            _unlink_quiet(path)
+            unlink_quiet(path)
         elif name.startswith(STASH_PREFIX):
             # A stash exists only while its journal does (the journal is written
             # before the first file moves, and removed after the stash), so under
             # the lock, with the journal dealt with, any stash left is garbage a
             # commit could not delete.
-            _rmtree_quiet(path)
+            rmtree_quiet(path)
     return txn is not None

@@ -156,8 +156,8 @@ def uninstall(
     All-or-nothing: files are moved aside first and deleted only when every
     distribution was removed. The cache is never touched.
     """
-    from ._cache import _crash_point
     from ._environment import resolve_target
+    from ._hooks import crash_point
     from ._lock import LockTimeout, env_lock_path, env_lock_timeout, file_lock
     from ._transaction import Transaction, recover
     from .errors import EnvironmentBusy, NotInstalled, TargetError
@@ -172,7 +172,7 @@ def uninstall(
 
     def remove(path: str) -> None:
         txn.displace(path)
-        _crash_point("uninstall-mid")
+        crash_point("uninstall-mid")
 
     try:
         with file_lock(env_lock_path(tgt.root), timeout=timeout):
@@ -192,7 +192,7 @@ def uninstall(
                 txn.begin()
                 for inst in found:
                     remove_distribution(tgt, inst, remove)
-                _crash_point("uninstall-before-commit")
+                crash_point("uninstall-before-commit")
             except BaseException as exc:
                 try:
                     txn.rollback()
