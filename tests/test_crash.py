@@ -26,6 +26,7 @@ import pytest
 
 import safelink
 from conftest import make_venv, run_cli, site_packages, tree
+from safelink._layout import ADMIT, parse_temp, temp_name
 from wheelmaker import make_wheel
 
 KILLED = -signal.SIGKILL
@@ -169,7 +170,7 @@ def test_crash_during_admission(tmp_path: Path, new_venv: Path, point: str) -> N
     # The dead admission left a temp dir, and nothing that passes for an entry.
     sha = cache.wheel_sha256(str(whl))
     temps = os.listdir(cache_dir / "v1" / "tmp")
-    assert len(temps) == 1 and temps[0].startswith(sha[:16])
+    assert len(temps) == 1 and (parse_temp(temps[0]) or ("",))[0] == ADMIT
     assert cache.get(sha) is None
     assert list(cache.entries()) == []
     assert run_cli("cache", "list", "--cache-dir", str(cache_dir), check=True).stdout == ""
@@ -195,7 +196,7 @@ def test_prune_spares_admissions_still_running(tmp_path: Path) -> None:
     gone = subprocess.Popen(["true"])
     gone.wait()
     tmp = cache / "v1" / "tmp"
-    live, dead = tmp / f"{'a' * 16}-{os.getpid()}-1", tmp / f"{'b' * 16}-{gone.pid}-1"
+    live, dead = tmp / temp_name(ADMIT), tmp / temp_name(ADMIT, pid=gone.pid)
     for d in (live, dead):
         (d / "files").mkdir(parents=True)
         (d / "files" / "x.py").write_bytes(b"")

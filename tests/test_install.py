@@ -310,7 +310,7 @@ def test_wheel_replaced_during_admission_is_stored_under_what_was_read(
     end up stored under the other one's hash."""
     import hashlib
 
-    import safelink._cache as cache_mod
+    import safelink._admit as cache_mod
 
     (tmp_path / "old").mkdir()
     (tmp_path / "new").mkdir()
@@ -334,7 +334,7 @@ def test_wheel_replaced_during_admission_is_stored_under_what_was_read(
 def test_wheel_rewritten_in_place_during_admission_is_refused(
     tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import safelink._cache as cache_mod
+    import safelink._admit as cache_mod
 
     whl = make_wheel(tmp_path, "demo", "1.0")
     real_extract = cache_mod._extract

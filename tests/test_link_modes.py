@@ -17,6 +17,7 @@ import pytest
 import loopfs
 import safelink
 from conftest import make_venv, run_cli, site_packages, tree
+from safelink._layout import PROBE, temp_name
 from safelink.strategies import DirPair, register
 from safelink.strategies.probe import forget
 from wheelmaker import make_wheel
@@ -284,7 +285,7 @@ def test_probe_leaves_nothing_behind(fs_tmp: object) -> None:
     assert list(target.iterdir()) == []
     assert list((base / "cache" / "v1" / "tmp").iterdir()) == []
     # a killed probe's trial file (dead pid) is swept by the next probe
-    (target / ".safelink-probe-999999-1-clone").write_bytes(b"x")
+    (target / (temp_name(PROBE, pid=999999) + ".clone")).write_bytes(b"x")
     run_cli("probe", "--cache-dir", str(base / "cache"), str(target))
     assert list(target.iterdir()) == []
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ._cache import FINGERPRINT_MTIME_NS, Cache, Entry
+from . import _layout
+from ._cache import Cache, Entry
 from ._environment import Target
 from ._fsops import rmtree
+from ._guard import FINGERPRINT_MTIME_NS, seal_path
 from ._link import Job, Linker
 from ._lock import file_lock
 from ._record import hash_of
@@ -80,8 +81,8 @@ def cached_pycs(cache: Cache, entry: Entry, target: Target) -> tuple[str, list[P
     tag = cache_tag(target)
     if tag is None:
         return None
-    root = os.path.join(cache.root, "pyc", entry.sha256, tag)
-    manifest = os.path.join(root, "manifest.json")
+    root = _layout.pyc_dir(cache.root, entry.sha256, tag)
+    manifest = _layout.pyc_manifest(cache.root, entry.sha256, tag)
     try:
         with open(manifest, encoding="utf-8") as f:
             return root, [tuple(r) for r in json.load(f)]  # type: ignore[misc]
@@ -89,16 +90,18 @@ def cached_pycs(cache: Cache, entry: Entry, target: Target) -> tuple[str, list[P
         pass
     try:
         os.makedirs(os.path.dirname(root), exist_ok=True)
-        lock = os.path.join(cache.root, "locks", f"pyc-{entry.sha256}-{tag}.lock")
+        lock = _layout.pyc_lock(cache.root, entry.sha256, tag)
         os.makedirs(os.path.dirname(lock), exist_ok=True)
     except OSError:
         return None
     with file_lock(lock):
         if os.path.exists(manifest):
             return cached_pycs(cache, entry, target)
-        tmp = os.path.join(
-            cache.root, "tmp", f"pyc-{entry.sha256[:16]}-{os.getpid()}-{time.monotonic_ns()}"
-        )
+        try:
+            tmp = _layout.temp_path(cache.ensure_dir(_layout.TMP), _layout.PYC_BUILD)
+            os.mkdir(tmp)
+        except OSError:
+            return None
         try:
             rows = _compile_into(tmp, entry, target)
             with open(os.path.join(tmp, "manifest.json"), "w", encoding="utf-8") as f:
@@ -113,7 +116,6 @@ def cached_pycs(cache: Cache, entry: Entry, target: Target) -> tuple[str, list[P
 def _compile_into(tmp: str, entry: Entry, target: Target) -> list[PycRow]:
     import subprocess
 
-    os.makedirs(tmp)
     job = {"dest": tmp, "files": sources(entry)}
     proc = subprocess.run(
         [target.python, "-I", "-c", _SCRIPT],
@@ -130,8 +132,7 @@ def _compile_into(tmp: str, entry: Entry, target: Target) -> list[PycRow]:
         path = os.path.join(tmp, scheme, rel)
         with open(path, "rb") as f:
             data = f.read()
-        os.chmod(path, 0o444)
-        os.utime(path, ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS))
+        seal_path(path, 0o444)
         rows.append((scheme, rel, len(data), hash_of(data)))
     return rows
 
@@ -147,7 +148,7 @@ def compile_missing(cache: Cache, tgt: Target, entries: list[Entry]) -> None:
     missing = [
         e
         for e in entries
-        if not os.path.exists(os.path.join(cache.root, "pyc", e.sha256, tag, "manifest.json"))
+        if not os.path.exists(_layout.pyc_manifest(cache.root, e.sha256, tag))
     ]
     if len(missing) < 2:
         return  # one compile at most: _link_bytecode does it in line

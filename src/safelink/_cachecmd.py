@@ -1,27 +1,54 @@
-"""``safelink cache dir | list | size | prune | clean [NAME...]``."""
+"""The ``cache`` commands as data: ``dir``, ``list``, ``size``, ``prune``, ``clean [NAME...]``.
+
+Each function returns plain data (dicts, lists, strings, numbers) that ``cli.py``
+prints as text or JSON; nothing here prints. Every sub-directory of the cache
+(see ``_layout``) is covered by ``size`` and by ``clean`` without names.
+"""
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
+from typing import Any
 
+from . import _layout
 from ._cache import Cache, Entry
 from ._fsops import rmtree
+from .errors import CacheCorrupt
+
+SCHEMA = 1
+"""Version of the JSON the cache commands print (the ``"schema"`` key)."""
 
 
-def _entry_size(entry: Entry, cache: Cache | None = None) -> tuple[int, int]:
-    """(bytes, files) of an entry and its cached bytecode."""
-    total, files = 0, 0
-    roots = [entry.files]
-    if cache is not None:
-        roots.append(os.path.join(cache.root, "pyc", entry.sha256))
-    for dirpath, _dirs, names in (w for root in roots for w in os.walk(root)):
-        for n in names:
-            st = os.lstat(os.path.join(dirpath, n))
-            total += st.st_size
-            files += 1
+def walk_size(path: str) -> tuple[int, int]:
+    """(bytes, files) under *path*, without recursion (deep trees cannot overflow the
+    stack) and without following symlinks."""
+    total = files = 0
+    stack = [path]
+    while stack:
+        d = stack.pop()
+        try:
+            it = os.scandir(d)
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                try:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                        continue
+                    total += e.stat(follow_symlinks=False).st_size
+                except OSError:
+                    continue
+                files += 1
     return total, files
+
+
+def _name_of(entry: Entry) -> tuple[str, str]:
+    """(project name, file name) of an entry; a corrupt entry is named by its hash."""
+    try:
+        return entry.plan.name, entry.plan.filename
+    except CacheCorrupt:
+        return "", f"{entry.sha256} (corrupt)"
 
 
 def entry_in_use(cache: Cache, entry: Entry) -> bool:
@@ -32,11 +59,14 @@ def entry_in_use(cache: Cache, entry: Entry) -> bool:
     has the distribution's ``.dist-info``, whichever tool wrote it: symlinks made
     through :class:`safelink.destination.LinkingDestination` point into the entry too).
     """
-    plan = entry.plan
+    try:
+        plan = entry.plan
+    except CacheCorrupt:
+        return False
     for rows in plan.links.values():
         for src, *_ in rows[:64]:
             try:
-                if os.stat(os.path.join(entry.files, src)).st_nlink > 1:
+                if os.lstat(os.path.join(entry.files, src)).st_nlink > 1:
                     return True
             except OSError:
                 pass
@@ -51,78 +81,111 @@ def entry_in_use(cache: Cache, entry: Entry) -> bool:
     return False
 
 
-def cli(args: argparse.Namespace, cache: Cache) -> int:
-    if args.action == "dir":
-        print(cache.base)
-        return 0
-    entries = list(cache.entries())
-    if args.action == "list":
-        rows = []
-        for e in entries:
+def cache_dir(cache: Cache) -> dict[str, Any]:
+    return {"schema": SCHEMA, "dir": cache.base}
+
+
+def list_entries(cache: Cache) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    for e in cache.entries():
+        try:
             p = e.plan
-            rows.append(
-                {
-                    "name": p.name,
-                    "version": p.version,
-                    "filename": p.filename,
-                    "sha256": e.sha256,
-                    "files": p.nfiles,
-                    "envs": cache.envs_of(e.sha256),
-                }
-            )
-        if args.json:
-            print(json.dumps(rows))
+        except CacheCorrupt:
+            rows.append({"name": None, "version": None, "filename": None, "sha256": e.sha256,
+                         "files": None, "envs": cache.envs_of(e.sha256), "corrupt": True})
+            continue
+        rows.append(
+            {
+                "name": p.name,
+                "version": p.version,
+                "filename": p.filename,
+                "sha256": e.sha256,
+                "files": p.nfiles,
+                "envs": cache.envs_of(e.sha256),
+                "corrupt": False,
+            }
+        )
+    return {"schema": SCHEMA, "entries": rows}
+
+
+def size(cache: Cache) -> dict[str, Any]:
+    """Entries and what they cost (their files and bytecode), and every sub-directory."""
+    dirs: dict[str, dict[str, int]] = {}
+    try:
+        names = sorted(os.listdir(cache.root))
+    except OSError:
+        names = []
+    for name in names:
+        path = os.path.join(cache.root, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            b, f = walk_size(path)
         else:
-            for r in rows:
-                print(
-                    f"{r['name']} {r['version']}  {r['files']} files  {str(r['sha256'])[:12]}  "
-                    f"{r['filename']}"
-                )
-        return 0
-    if args.action == "size":
-        total = files = 0
-        for e in entries:
-            b, f = _entry_size(e, cache)
-            total += b
-            files += f
-        if args.json:
-            print(json.dumps({"entries": len(entries), "files": files, "bytes": total}))
-        else:
-            mib = total / 1024**2
-            print(f"{len(entries)} entries, {files:,} files, {mib:,.1f} MiB in {cache.base}")
-        return 0
-    if args.action == "prune":
-        removed = []
-        for e in entries:
-            if not entry_in_use(cache, e):
-                cache.remove_entry(e)
-                removed.append(e.plan.filename)
-        stale = cache.stale_temp_dirs()
-        for d in stale:
-            rmtree(d)
-        if args.json:
-            print(json.dumps({"removed": removed, "temp_dirs": len(stale)}))
-        elif not args.quiet:
-            for filename in removed:
-                print(f"removed {filename}")
-            print(f"pruned {len(removed)} unused entries and {len(stale)} stale temp dirs")
-        return 0
-    # clean
+            try:
+                b, f = os.lstat(path).st_size, 1
+            except OSError:
+                continue
+        dirs[name] = {"files": f, "bytes": b}
+    entries = list(cache.entries())
+    n = len(entries)
+    entry_bytes = entry_files = 0
+    for e in entries:  # what the cached wheels cost: their files and their bytecode
+        for path in (e.files, _layout.pyc_dir(cache.root, e.sha256)):
+            b, f = walk_size(path)
+            entry_bytes += b
+            entry_files += f
+    return {
+        "schema": SCHEMA,
+        "dir": cache.base,
+        "entries": n,
+        "files": entry_files,
+        "bytes": entry_bytes,
+        "total_files": sum(d["files"] for d in dirs.values()),
+        "total_bytes": sum(d["bytes"] for d in dirs.values()),
+        "dirs": dirs,
+    }
+
+
+def prune(cache: Cache) -> dict[str, Any]:
+    """Remove entries no environment uses, and temporary names whose process is gone."""
+    removed: list[str] = []
+    for e in list(cache.entries()):
+        if not entry_in_use(cache, e):
+            _name, filename = _name_of(e)
+            cache.remove_entry(e)
+            removed.append(filename)
+    stale = cache.stale_temp_dirs()
+    for d in stale:
+        rmtree(d)
+    return {"schema": SCHEMA, "removed": removed, "temp_dirs": len(stale)}
+
+
+def clean(cache: Cache, names: list[str]) -> dict[str, Any]:
+    """Remove the entries of *names* (all entries, and everything remembered, if none)."""
     from packaging.utils import canonicalize_name
 
-    wanted = {canonicalize_name(n) for n in args.names}
-    cleaned: list[str] = []
-    for e in entries:
-        if not wanted or e.plan.name in wanted:
-            cache.remove_entry(e)
-            cleaned.append(e.plan.filename)
+    wanted = {canonicalize_name(n) for n in names}
+    removed: list[str] = []
+    for e in list(cache.entries()):
+        name, filename = _name_of(e)
+        if wanted and canonicalize_name(name) not in wanted:
+            continue
+        cache.remove_entry(e)
+        removed.append(filename)
     if not wanted:
-        for sub in ("index", "probes", "interpreters"):
-            rmtree(os.path.join(cache.root, sub))
+        for sub in _layout.REMEMBERED:
+            rmtree(_layout.subdir(cache.root, sub))
         for d in cache.stale_temp_dirs():
             rmtree(d)
-    if args.json:
-        print(json.dumps({"removed": cleaned}))
-    elif not args.quiet:
-        print(f"removed {len(cleaned)} entries from {cache.base}")
-    return 0
+        kept = {e.sha256 for e in cache.entries()}
+        for sub in (_layout.PYC, _layout.ENVS):  # leftovers of entries no longer there
+            for sha in _listdir(_layout.subdir(cache.root, sub)):
+                if sha not in kept:
+                    rmtree(_layout.subdir(_layout.subdir(cache.root, sub), sha))
+    return {"schema": SCHEMA, "dir": cache.base, "removed": removed}
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []

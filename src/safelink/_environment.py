@@ -152,7 +152,9 @@ def _interpreter_info(python: str, cache_root: str | None) -> dict[str, object]:
     key = hashlib.sha256(
         f"{os.path.realpath(python)}\0{python}\0{st.st_size}\0{st.st_mtime_ns}".encode()
     ).hexdigest()
-    cached = os.path.join(cache_root, "interpreters", key + ".json") if cache_root else None
+    from ._layout import interpreter_file
+
+    cached = interpreter_file(cache_root, key) if cache_root else None
     if cached:
         try:
             with open(cached, encoding="utf-8") as f:

@@ -1,26 +1,57 @@
-"""Guard levels: how hard safelink works to keep shared inodes from poisoning the cache.
+"""The guard: how hard safelink works to keep shared inodes from poisoning the cache.
+
+Levels:
 
 * ``off``    - no check before linking (what other installers do).
-* ``check``  - the default: one ``stat`` per cached file before it is handed on;
-  a file whose size or mtime moved was written through a hardlink, so it is
-  restored from the wheel first. Catches editors, patches, appends and
-  truncations; a same-size write followed by ``os.utime`` back to the old mtime
-  is only caught by ``safelink verify`` (which re-hashes).
+* ``check``  - the default: one ``lstat`` per cached file before it is handed on;
+  a file whose size, mtime or mode moved was written (or chmod-ed) through a
+  hardlink, so it is restored from the wheel first. Catches editors, patches,
+  appends, truncations and permission changes; a same-size write followed by
+  ``os.utime`` back to the old mtime is only caught by ``safelink verify``
+  (which re-hashes).
 * ``strict`` - ``check``, and hardlinks only where the cache and the target both
   belong to the current user, so nobody else's environment shares inodes with
   yours (elsewhere: clone, or copy).
+
+The fingerprint: every cached file is sealed at admission with mode 0o444
+(0o555 if executable) and the fixed mtime :data:`FINGERPRINT_MTIME_NS`; the plan
+records its size. Healing writes a pristine copy from the wheel to a temporary
+name next to the cached file, seals it, and renames it over the poisoned one (a
+new inode: environments linked to the old one keep what they wrote).
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import os
+from typing import TYPE_CHECKING
+
+from . import _layout
+from ._fsops import write_all
+from ._record import encode_digest
+from .errors import CacheCorrupt
+
+if TYPE_CHECKING:
+    from ._cache import Entry
+    from ._plan import LinkRow, Plan
 
 
 class Guard(str, enum.Enum):
     OFF = "off"
     CHECK = "check"
     STRICT = "strict"
+
+
+FINGERPRINT_MTIME_NS = 946_684_800 * 10**9
+"""Every cached file's mtime (2000-01-01). A write through a hardlink moves it."""
+
+_CHUNK = 1 << 20
+
+
+def sealed_mode(executable: bool) -> int:
+    """The permission bits of a sealed cached file."""
+    return 0o555 if executable else 0o444
 
 
 def hardlink_allowed(guard: Guard, cache_root: str, target_root: str) -> bool:
@@ -34,3 +65,78 @@ def hardlink_allowed(guard: Guard, cache_root: str, target_root: str) -> bool:
         except OSError:
             return False
     return True
+
+
+_FD_CALLS = hasattr(os, "fchmod") and os.utime in os.supports_fd
+
+
+def seal(fd: int, path: str, mode: int) -> None:
+    """Make a cached file read-only with the fingerprint mtime (by fd where the OS can)."""
+    if _FD_CALLS:
+        os.fchmod(fd, mode)
+        os.utime(fd, ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS))
+    else:  # pragma: no cover - Windows
+        os.utime(path, ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS))
+        os.chmod(path, mode)
+
+
+def seal_path(path: str, mode: int) -> None:
+    """:func:`seal` for a file safelink wrote by name (compiled bytecode)."""
+    os.chmod(path, mode)
+    os.utime(path, ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS))
+
+
+def find_row(plan: Plan, member: str) -> LinkRow:
+    """The plan row of a cached file, by its exact path under ``files/``."""
+    for rows in plan.links.values():
+        for row in rows:
+            if row[0] == member:
+                return row
+    for src, _dst, digest in plan.shebang_scripts:
+        if src == member:
+            return (src, src, 0, digest, True)
+    raise KeyError(member)
+
+
+def heal(entry: Entry, member: str, wheel: str | None = None) -> None:
+    """Replace one cached file with a pristine copy from the wheel (new inode).
+
+    Environments still linked to the old inode keep whatever they wrote;
+    the cache itself, and everything installed from it from now on, is clean.
+    """
+    plan = entry.plan
+    source = wheel or plan.source
+    row = find_row(plan, member)
+    algo, _, want = row[3].partition("=")
+    try:
+        import zipfile
+
+        zf = zipfile.ZipFile(source)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise CacheCorrupt(
+            f"cached file {member} of {plan.filename} was modified and the wheel "
+            f"to restore it from is unavailable ({exc})",
+            f"run 'safelink cache clean {plan.name}' and install again",
+        ) from None
+    with zf:
+        dst = os.path.join(entry.files, member)
+        tmp = _layout.temp_beside(dst, _layout.HEAL)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            h = hashlib.new(algo)
+            with zf.open(member) as src:
+                while chunk := src.read(_CHUNK):
+                    h.update(chunk)
+                    write_all(fd, chunk)
+            if encode_digest(h.digest()) != want:
+                raise CacheCorrupt(
+                    f"{source}: {member} does not match its RECORD hash; cannot heal the cache",
+                    f"run 'safelink cache clean {plan.name}'",
+                )
+            seal(fd, tmp, sealed_mode(row[4]))
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        os.replace(tmp, dst)

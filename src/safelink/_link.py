@@ -11,13 +11,12 @@ from __future__ import annotations
 import errno
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import strategies
-from ._cache import FINGERPRINT_MTIME_NS
+from . import _layout, strategies
+from ._guard import FINGERPRINT_MTIME_NS
 from ._plan import LinkRow
 from ._workers import can_fork
 from .errors import LinkFailed
@@ -274,7 +273,7 @@ class Linker:
         """EMLINK: give the cached file a new inode (same bytes, mode, mtime) and link that."""
         from .strategies.copy import copy_fd
 
-        tmp = f"{src}.relink-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+        tmp = _layout.temp_beside(src, _layout.RELINK)
         sfd = os.open(pair.src(src), os.O_RDONLY, dir_fd=pair.src_fd)
         try:
             st = os.fstat(sfd)

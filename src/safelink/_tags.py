@@ -38,7 +38,9 @@ def _key(target: Target) -> str:
 
 def supported(target: Target, cache_root: str | None) -> set[str]:
     """Tags *target* accepts, from the cache when this kind of interpreter was seen before."""
-    path = os.path.join(cache_root, "tags", _key(target) + ".txt") if cache_root else None
+    from ._layout import tags_file
+
+    path = tags_file(cache_root, _key(target)) if cache_root else None
     if path:
         try:
             with open(path, encoding="ascii") as f:

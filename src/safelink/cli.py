@@ -230,9 +230,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from . import _verify
 
         return _verify.cli(args, cache)
-    from . import _cachecmd
-
-    return _cachecmd.cli(args, cache)
+    return _cache_command(args, cache)
 
 
 def _install(args: argparse.Namespace, cache: object) -> int:
@@ -316,6 +314,7 @@ def _progress_display() -> Any:
 def _probe(args: argparse.Namespace, cache: object) -> int:
     from ._cache import Cache
     from ._environment import current_target
+    from ._layout import tmp_dir
     from .strategies.auto import choose
     from .strategies.probe import pair_key, probe
 
@@ -333,7 +332,7 @@ def _probe(args: argparse.Namespace, cache: object) -> int:
                     "modes": result.modes,
                     "same_filesystem": result.same_filesystem,
                     "auto": pick,
-                    "key": pair_key(os.path.join(cache.root, "tmp"), directory),
+                    "key": pair_key(tmp_dir(cache.root), directory),
                 }
             )
         )
@@ -348,4 +347,64 @@ def _probe(args: argparse.Namespace, cache: object) -> int:
         "copy": "copies (no clone, no hardlink between these two)",
     }[pick]
     print(f"auto picks: {pick} — {why}")
+    return 0
+
+
+# -- the cache commands (printing only; the data comes from _cachecmd) ----------------
+def _cache_command(args: argparse.Namespace, cache: object) -> int:
+    from . import _cachecmd
+    from ._cache import Cache
+
+    assert isinstance(cache, Cache)
+    action = args.action
+    if args.names and action != "clean":
+        raise SafelinkError(
+            f"'cache {action}' takes no names", "only 'cache clean' takes project names"
+        )
+    if action == "dir":
+        data = _cachecmd.cache_dir(cache)
+        print(json.dumps(data) if args.json else data["dir"])
+        return 0
+    if action == "list":
+        data = _cachecmd.list_entries(cache)
+        if args.json:
+            print(json.dumps(data))
+            return 0
+        for r in data["entries"]:
+            if r["corrupt"]:
+                print(f"? (corrupt entry)  {r['sha256'][:12]}")
+            else:
+                print(
+                    f"{r['name']} {r['version']}  {r['files']} files  {r['sha256'][:12]}  "
+                    f"{r['filename']}"
+                )
+        return 0
+    if action == "size":
+        data = _cachecmd.size(cache)
+        if args.json:
+            print(json.dumps(data))
+        else:
+            mib, all_mib = data["bytes"] / 1024**2, data["total_bytes"] / 1024**2
+            print(
+                f"{data['entries']} entries, {data['files']:,} files, {mib:,.1f} MiB in "
+                f"{cache.base} ({all_mib:,.1f} MiB with everything the cache remembers)"
+            )
+        return 0
+    if action == "prune":
+        data = _cachecmd.prune(cache)
+        if args.json:
+            print(json.dumps(data))
+        elif not args.quiet:
+            for filename in data["removed"]:
+                print(f"removed {filename}")
+            print(
+                f"pruned {len(data['removed'])} unused entries and "
+                f"{data['temp_dirs']} stale temp dirs"
+            )
+        return 0
+    data = _cachecmd.clean(cache, list(args.names))
+    if args.json:
+        print(json.dumps(data))
+    elif not args.quiet:
+        print(f"removed {len(data['removed'])} entries from {cache.base}")
     return 0

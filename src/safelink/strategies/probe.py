@@ -4,8 +4,8 @@ Real trial operations in the two actual directories, not guesses from
 filesystem names (overlayfs, bind mounts, NFS and FUSE all lie in names). The
 answer is remembered per (cache filesystem, target filesystem) pair, in memory
 and in the cache, so later processes skip the probe. Trial files carry the
-prober's pid in their name; a probe first sweeps trial files of dead
-processes, so even a probe killed mid-way leaves nothing behind for long.
+prober's pid in their name (``_layout``'s probe kind); a probe first sweeps trial
+files of dead processes, so even a probe killed mid-way leaves nothing behind for long.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from __future__ import annotations
 import errno
 import json
 import os
-import time
 from dataclasses import dataclass
 
+from .. import _layout
 from . import DirPair, close_dir, get, open_dir
 
 PROBED_MODES = ("clone", "hardlink", "copy", "symlink")
-_PREFIX = ".safelink-probe-"
 _memory: dict[str, ProbeResult] = {}
 
 
@@ -55,28 +54,16 @@ def pair_key(cache_dir: str, target_dir: str) -> str:
     return f"{_fs_key(cache_dir)}-{_fs_key(target_dir)}"
 
 
-def _pid_of(name: str) -> int | None:
-    rest = name[len(_PREFIX) :].split("-", 1)[0]
-    return int(rest) if rest.isdigit() else None
+_PROBE_KIND = frozenset({_layout.PROBE})
 
 
 def sweep(directory: str) -> None:
     """Remove trial files that a killed probe left in *directory*."""
     try:
-        names = [n for n in os.listdir(directory) if n.startswith(_PREFIX)]
+        names = [n for n in os.listdir(directory) if _layout.temp_is_stale(n, _PROBE_KIND)]
     except OSError:
         return
     for name in names:
-        pid = _pid_of(name)
-        if pid is None or pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
-            continue
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
         try:
             os.unlink(os.path.join(directory, name))
         except OSError:
@@ -87,8 +74,8 @@ def run_probe(scratch_dir: str, target_dir: str) -> ProbeResult:
     """Try every mode once from *scratch_dir* (inside the cache) into *target_dir*."""
     sweep(scratch_dir)
     sweep(target_dir)
-    stamp = f"{_PREFIX}{os.getpid()}-{time.monotonic_ns()}"
-    src = stamp + "-src"
+    stamp = _layout.temp_name(_layout.PROBE)
+    src = stamp + ".src"
     modes: dict[str, str | None] = {}
     sfd = open_dir(scratch_dir)
     dfd = open_dir(target_dir)
@@ -100,7 +87,7 @@ def run_probe(scratch_dir: str, target_dir: str) -> ProbeResult:
         finally:
             os.close(fd)
         for mode in PROBED_MODES:
-            dst = f"{stamp}-{mode}"
+            dst = f"{stamp}.{mode}"
             try:
                 get(mode).link(pair, src, dst, False)
             except OSError as exc:
@@ -122,12 +109,12 @@ def run_probe(scratch_dir: str, target_dir: str) -> ProbeResult:
 
 def probe(cache_root: str, target_dir: str, *, refresh: bool = False) -> ProbeResult:
     """The remembered probe for this pair of filesystems, running it if needed."""
-    scratch = os.path.join(cache_root, "tmp")
+    scratch = _layout.tmp_dir(cache_root)
     os.makedirs(scratch, exist_ok=True)
     key = pair_key(scratch, target_dir)
     if not refresh and key in _memory:
         return _memory[key]
-    store = os.path.join(cache_root, "probes", key + ".json")
+    store = _layout.probe_file(cache_root, key)
     if not refresh:
         try:
             with open(store, encoding="utf-8") as f:

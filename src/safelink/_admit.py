@@ -1,0 +1,259 @@
+"""Admission: a wheel file becomes a cache entry, verified whole or not at all.
+
+Under the entry's lock (taken by :meth:`safelink.Cache.admit_status`), the wheel
+is validated (``_wheel.read_wheel``), every member is streamed into a temporary
+directory in the cache, hashed as it is written and checked against RECORD, and
+sealed (read-only, fixed mtime: see ``_guard``). The plan is written last and the
+directory is renamed into place, so a crash at any point leaves at most a
+temporary directory that nothing trusts (``cache prune`` removes it).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from typing import TYPE_CHECKING, BinaryIO
+
+from . import _layout
+from ._fsops import rmtree, write_all
+from ._guard import seal, sealed_mode
+from ._hooks import crash_point
+from ._plan import save as save_plan
+from ._record import encode_digest
+from .errors import InvalidWheel, SafelinkError
+
+if TYPE_CHECKING:
+    from zipfile import ZipFile, ZipInfo
+
+    from ._cache import Cache, Entry
+    from ._wheel import Member, WheelInfo
+
+_CHUNK = 1 << 20
+
+
+def admit_locked(
+    cache: Cache,
+    wheel: str,
+    filename: str,
+    sha: str,
+    max_unpacked: int | None,
+    f: BinaryIO,
+    st: os.stat_result,
+) -> Entry:
+    """Unpack the open wheel *f* (hash *sha*) into a new entry; the entry lock is held."""
+    from ._cache import Entry
+
+    try:
+        tmp = _layout.temp_path(cache.ensure_dir(_layout.TMP), _layout.ADMIT)
+        os.mkdir(tmp)
+    except OSError as exc:
+        raise cache.unwritable(exc, filename) from None
+    try:
+        import zipfile
+
+        try:
+            zf = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            # ValueError: e.g. a name flagged UTF-8 that is not (UnicodeDecodeError)
+            raise InvalidWheel(f"{wheel}: not a valid zip archive ({exc})") from None
+        with zf:
+            from ._wheel import read_wheel
+
+            info = read_wheel(zf, filename, max_unpacked)
+            shebang = _extract(zf, info, _layout.entry_files(tmp), wheel)
+        now = os.fstat(f.fileno())
+        if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            raise SafelinkError(
+                f"{wheel} changed while it was being unpacked; nothing was kept",
+                "install it again once whatever writes it has finished",
+            )
+        from ._plan import make_plan
+
+        plan = make_plan(info, sha, shebang, wheel)
+        crash_point("admit-before-plan")
+        save_plan(plan, tmp)
+        crash_point("admit-before-rename")
+        dest = cache.entry_path(sha)
+        cache.ensure_dir(_layout.ENTRIES)
+        try:
+            os.rename(tmp, dest)
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            # A stale, incomplete directory (no plan.json) from an old crash: replace it.
+            if cache.get(sha) is None:
+                rmtree(dest)
+                os.rename(tmp, dest)
+    except OSError as exc:
+        rmtree(tmp)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            raise cache.unwritable(exc, filename) from None
+        raise
+    except BaseException:
+        rmtree(tmp)
+        raise
+    return Entry(dest, sha)
+
+
+def _extract(zf: ZipFile, info: WheelInfo, dest: str, wheel: str) -> set[str]:
+    """Stream every member into *dest*, hashing as it writes; return ``#!python`` scripts.
+
+    Nothing outside *dest* is touched. Files end read-only with the fixed
+    fingerprint mtime. Big wheels are unpacked by a few threads sharing the one
+    open archive: inflating, hashing and writing all release the GIL.
+    """
+    os.mkdir(dest)
+    for d in sorted({os.path.dirname(m.name) for m in info.members} - {""}):
+        os.makedirs(os.path.join(dest, d), exist_ok=True)
+    shebang: set[str] = set()
+    scripts_prefix = f"{info.data_dir}/scripts/"
+    reader = _RawReader.for_zip(zf)
+    members = sorted(info.members, key=lambda m: -m.size)  # big ones first: balanced threads
+    total = sum(m.size for m in members)
+    threads = min(4, os.cpu_count() or 1)
+    if os.environ.get("SAFELINK_THREADS") == "1":  # the same switch as the link loop's
+        threads = 1
+    if threads < 2 or (len(members) < 200 and total < (16 << 20)):
+        _extract_some(zf, reader, members, dest, wheel, scripts_prefix, shebang)
+        return shebang
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="safelink-admit") as pool:
+        futures = [
+            pool.submit(
+                _extract_some,
+                zf,
+                reader,
+                members[i::threads],
+                dest,
+                wheel,
+                scripts_prefix,
+                shebang,
+            )
+            for i in range(threads)
+        ]
+        for f in futures:
+            f.result()  # re-raise the first failure; the caller removes the temp dir
+    return shebang
+
+
+class _RawReader:
+    """Small members read straight from the archive: one ``pread`` of the local header,
+    one of the data, one inflate. ``zipfile.open`` builds a buffered stream object per
+    member, which costs more than inflating a typical 2 KB module.
+
+    It checks what ``zipfile`` checks and what a hostile archive could abuse: the local
+    header's signature and name match the central directory, the data does not run
+    into the next member (overlapping entries: the "quoted overlap" zip bomb), only
+    stored or deflated data, and the exact size and CRC-32.
+    """
+
+    def __init__(self, fd: int, infos: dict[str, ZipInfo], ends: dict[int, int]) -> None:
+        self.fd = fd
+        self.infos = infos
+        self.ends = ends
+
+    @classmethod
+    def for_zip(cls, zf: ZipFile) -> _RawReader | None:
+        fp = zf.fp
+        if not hasattr(os, "pread") or fp is None or not hasattr(fp, "fileno"):
+            return None
+        offsets = sorted({i.header_offset for i in zf.infolist()})
+        limit = getattr(zf, "start_dir", None)
+        if not isinstance(limit, int):
+            return None
+        ends = dict(zip(offsets, [*offsets[1:], limit], strict=True))
+        return cls(fp.fileno(), zf.NameToInfo, ends)
+
+    def read(self, name: str) -> bytes:
+        import zlib
+        from zipfile import BadZipFile
+
+        info = self.infos[name]
+        start = info.header_offset
+        head = os.pread(self.fd, 30, start)
+        if len(head) != 30 or head[:4] != b"PK\x03\x04":
+            raise BadZipFile(f"bad local file header for {name!r}")
+        flags = int.from_bytes(head[6:8], "little")
+        n = int.from_bytes(head[26:28], "little")
+        extra = int.from_bytes(head[28:30], "little")
+        raw_name = os.pread(self.fd, n, start + 30)
+        local = raw_name.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+        if local != info.orig_filename:
+            raise BadZipFile(f"file name in directory {info.orig_filename!r} and header differ")
+        begin = start + 30 + n + extra
+        if begin + info.compress_size > self.ends.get(start, begin + info.compress_size):
+            raise BadZipFile("overlapped entries (a zip bomb?)")
+        raw = os.pread(self.fd, info.compress_size, begin)
+        if len(raw) != info.compress_size:
+            raise BadZipFile("truncated member data")
+        if info.compress_type == 0:
+            data = raw
+        elif info.compress_type == 8:
+            inflate = zlib.decompressobj(-15)
+            data = inflate.decompress(raw, info.file_size + 1)
+        else:
+            raise BadZipFile(f"unsupported compression method {info.compress_type}")
+        if len(data) != info.file_size:
+            raise BadZipFile(f"{name!r} inflates to {len(data)} bytes, not {info.file_size}")
+        if zlib.crc32(data) != info.CRC:
+            raise BadZipFile(f"Bad CRC-32 for file {name!r}")
+        return data
+
+
+def _extract_some(
+    zf: ZipFile,
+    reader: _RawReader | None,
+    members: list[Member],
+    dest: str,
+    wheel: str,
+    scripts_prefix: str,
+    shebang: set[str],
+) -> None:
+    import zlib
+    from zipfile import BadZipFile, LargeZipFile
+
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    create = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for m in members:
+        h = hashlib.new(m.hash_name)
+        fd = os.open(os.path.join(dest, m.name), create, 0o600)
+        try:
+            if reader is not None and m.size <= _CHUNK:  # most members: one of each
+                data = reader.read(m.name)
+                size = len(data)
+                h.update(data)
+                write_all(fd, data)
+                head = data[:8]
+            else:
+                with zf.open(m.name) as src:
+                    if m.size <= _CHUNK:
+                        data = src.read(m.size + 1)
+                        size = len(data)
+                        h.update(data)
+                        write_all(fd, data)
+                        head = data[:8]
+                    else:
+                        size = 0
+                        head = b""
+                        while n := src.readinto(buf):  # type: ignore[attr-defined]
+                            chunk = view[:n]
+                            if not size:
+                                head = bytes(chunk[:8])
+                            h.update(chunk)
+                            size += n
+                            write_all(fd, chunk)  # type: ignore[arg-type]
+            if head == b"#!python" and m.name.startswith(scripts_prefix):
+                shebang.add(m.name)
+            if size != m.size:
+                raise InvalidWheel(f"{wheel}: {m.name} is {size} bytes, RECORD says {m.size}")
+            if encode_digest(h.digest()) != m.hash_hex:
+                raise InvalidWheel(f"{wheel}: {m.name} does not match its RECORD hash")
+            seal(fd, os.path.join(dest, m.name), sealed_mode(m.executable))
+        except (BadZipFile, EOFError, LargeZipFile, zlib.error) as exc:
+            raise InvalidWheel(f"{wheel}: corrupt archive at {m.name}: {exc}") from None
+        finally:
+            os.close(fd)
+        crash_point("admit-mid")

@@ -1,0 +1,158 @@
+"""The cache layout and the cache commands: every temporary name kind, every sub-directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import safelink
+from conftest import make_venv, run_cli, site_packages, tree
+from safelink import _bytecode, _layout
+from wheelmaker import make_wheel
+
+
+@pytest.mark.parametrize("kind", sorted(_layout.KINDS))
+def test_every_temp_name_kind_round_trips(kind: str, tmp_path: Path) -> None:
+    name = _layout.temp_name(kind)
+    assert _layout.parse_temp(name) == (kind, os.getpid())
+    assert _layout.parse_temp(_layout.temp_name(kind, "src")) == (kind, os.getpid())
+    assert _layout.parse_temp(_layout.temp_name(kind, pid=4242)) == (kind, 4242)
+    beside = _layout.temp_beside(str(tmp_path / "pkg" / "mod.py"), kind)
+    assert os.path.basename(beside).startswith("mod.py.safelink-")
+    assert _layout.parse_temp(os.path.basename(beside)) == (kind, os.getpid())
+    # unpredictable: two names never repeat, even in one process at once
+    assert len({_layout.temp_name(kind) for _ in range(100)}) == 100
+    # this process's own names are never stale; a dead process's are
+    assert not _layout.temp_is_stale(name)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert _layout.temp_is_stale(_layout.temp_name(kind, pid=gone.pid))
+    assert not _layout.temp_is_stale(_layout.temp_name(kind, pid=gone.pid), frozenset())
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pkg/mod.py",
+        "x.safelink-heal-12-1234",  # short token
+        "x.safelink-heal-12-123456789abcdefg",  # not hex
+        "x.safelink-nosuch-12-0123456789abcdef",  # unknown kind
+        "x.safelink-heal-x1-0123456789abcdef",
+        "x.safelink-heal-012-0123456789abcdef",
+        "deadbeef-999999-1",  # an old-style name
+        ".safelink-probe-999999-1-clone",
+    ],
+)
+def test_foreign_names_are_not_temp_names(name: str) -> None:
+    assert _layout.parse_temp(name) is None
+    assert not _layout.temp_is_stale(name)
+
+
+def test_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError):
+        _layout.temp_name("nosuch")
+
+
+def _busy_everywhere(tmp_path: Path, cache_dir: Path) -> tuple[Path, Path]:
+    """A cache with something in every sub-directory (entries, their bytecode, ...)."""
+    whl = make_wheel(tmp_path, "demo", "1.0", {"demo/__init__.py": b"X = 1\n"})
+    venv = make_venv(tmp_path / "venv")
+    run_cli("install", "--python", str(venv), "--compile", str(whl), check=True)
+    other = make_wheel(tmp_path, "other", "1.0", entry_points="[console_scripts]\no = other:x\n")
+    run_cli("install", "--python", str(venv), str(other), check=True)
+    run_cli("probe", str(tmp_path), check=True)
+    (cache_dir / "v1" / "tmp").mkdir(exist_ok=True)
+    (cache_dir / "v1" / "tmp" / "junk").write_bytes(b"x")
+    return venv, whl
+
+
+def test_size_and_clean_cover_every_sub_directory(tmp_path: Path, cache_dir: Path) -> None:
+    venv, _whl = _busy_everywhere(tmp_path, cache_dir)
+    present = set(os.listdir(cache_dir / "v1"))
+    assert present <= set(_layout.SUBDIRS)
+    assert present >= {"entries", "index", "locks", "envs", "pyc", "probes", "tags", "tmp"}
+    size = json.loads(run_cli("cache", "size", "--json", check=True).stdout)
+    assert size["schema"] == 1 and size["entries"] == 2
+    assert set(size["dirs"]) == present
+    for sub in present:
+        files = sum(len(f) for _d, _s, f in os.walk(cache_dir / "v1" / sub))
+        assert size["dirs"][sub]["files"] == files, sub
+    assert size["total_files"] == sum(d["files"] for d in size["dirs"].values())
+    text = run_cli("cache", "size", check=True).stdout
+    assert text.startswith("2 entries, ")
+
+    env_before = tree(venv)
+    proc = run_cli("cache", "clean", "--json", check=True)
+    data = json.loads(proc.stdout)
+    assert data["schema"] == 1
+    assert sorted(data["removed"]) == ["demo-1.0-py3-none-any.whl", "other-1.0-py3-none-any.whl"]
+    left = {
+        str(p.relative_to(cache_dir / "v1"))
+        for p in (cache_dir / "v1").rglob("*")
+        if not p.is_dir()
+    }
+    assert {p for p in left if not p.startswith("locks/")} == set(), left
+    assert all(os.path.getsize(cache_dir / "v1" / p) == 0 for p in left)  # empty lock files
+    assert tree(venv) == env_before  # environments keep their files
+    size = json.loads(run_cli("cache", "size", "--json", check=True).stdout)
+    assert size["entries"] == 0 and size["files"] == 0
+
+
+def test_clean_without_names_removes_every_entry(tmp_path: Path, cache_dir: Path) -> None:
+    """It used to remove one entry and then fail, every time."""
+    cache = safelink.Cache(cache_dir)
+    for name in ("aaa", "bbb", "ccc"):
+        cache.admit(make_wheel(tmp_path, name, "1.0"))
+    proc = run_cli("cache", "clean")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout == f"removed 3 entries from {cache_dir}\n"
+    assert list(cache.entries()) == []
+    assert run_cli("cache", "list", check=True).stdout == ""
+
+
+def test_clean_names_empties_what_it_says(tmp_path: Path, cache_dir: Path) -> None:
+    cache = safelink.Cache(cache_dir)
+    for name in ("aaa", "Bb_b", "ccc"):
+        cache.admit(make_wheel(tmp_path, name, "1.0"))
+    proc = run_cli("cache", "clean", "BB.b", "aaa", check=True)
+    assert proc.stdout == f"removed 2 entries from {cache_dir}\n"
+    assert [e.plan.name for e in cache.entries()] == ["ccc"]
+
+
+def test_cache_json_outputs_carry_a_schema(tmp_path: Path, cache_dir: Path) -> None:
+    safelink.Cache(cache_dir).admit(make_wheel(tmp_path, "aaa", "1.0"))
+    for action in ("dir", "list", "size", "prune", "clean"):
+        data = json.loads(run_cli("cache", action, "--json", check=True).stdout)
+        assert data["schema"] == 1, action
+    assert json.loads(run_cli("cache", "dir", "--json", check=True).stdout) == {
+        "schema": 1,
+        "dir": str(cache_dir),
+    }
+
+
+def test_prune_spares_a_live_compile(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--compile`` builds bytecode in a temp dir; a prune meanwhile must leave it alone."""
+    whl = make_wheel(tmp_path, "demo", "1.0", {"demo/__init__.py": b"X = 1\n"})
+    venv = make_venv(tmp_path / "venv")
+    real = _bytecode._compile_into
+    pruned: list[str] = []
+
+    def compile_then_prune(tmp: str, *args: object) -> object:
+        assert os.path.isdir(tmp)
+        proc = run_cli("cache", "prune", "--json", check=True)
+        pruned.append(proc.stdout)
+        return real(tmp, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_bytecode, "_compile_into", compile_then_prune)
+    report = safelink.install([whl], venv, compile_bytecode=True)
+    assert json.loads(pruned[0])["temp_dirs"] == 0
+    assert [w.name for w in report.wheels] == ["demo"]
+    pyc = site_packages(venv) / "demo" / "__pycache__"
+    assert [p.suffix for p in pyc.iterdir()] == [".pyc"]
+    assert os.listdir(cache_dir / "v1" / "tmp") == []
