@@ -426,3 +426,56 @@ def site_packages(venv: Path) -> Path:
 
 def first(items: Iterable[str]) -> str | None:
     return next(iter(items), None)
+
+
+# ------------------------------------------------------------------ inflate (cold)
+
+
+def zlib_ng_module() -> Any:
+    """``zlib_ng.zlib_ng`` (a drop-in for zlib) if the optional package is installed."""
+    try:
+        from zlib_ng import zlib_ng
+    except ImportError:
+        return None
+    return zlib_ng
+
+
+def inflate_cost(wheels: Sequence[Path], rounds: int = 3) -> dict[str, Any]:
+    """Seconds to inflate and CRC-check every deflated member of *wheels*, one thread,
+    with the standard library's zlib and with zlib-ng (best of *rounds*): the part of
+    a cold install that a faster inflate can change."""
+    import zlib
+
+    raws: list[tuple[bytes, int]] = []
+    for w in wheels:
+        with zipfile.ZipFile(w) as zf:
+            fp = zf.fp
+            assert fp is not None
+            for info in zf.infolist():
+                if info.compress_type != zipfile.ZIP_DEFLATED:
+                    continue
+                fp.seek(info.header_offset)
+                head = fp.read(30)
+                skip = int.from_bytes(head[26:28], "little") + int.from_bytes(head[28:30], "little")
+                fp.seek(info.header_offset + 30 + skip)
+                raws.append((fp.read(info.compress_size), info.file_size))
+    out: dict[str, Any] = {
+        "members": len(raws),
+        "bytes_out": sum(n for _, n in raws),
+        "zlib_version": zlib.ZLIB_RUNTIME_VERSION,
+    }
+    ng = zlib_ng_module()
+    for name, mod in (("zlib", zlib), ("zlib_ng", ng)):
+        if mod is None:
+            out[name] = None
+            continue
+        best = float("inf")
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for raw, size in raws:
+                mod.crc32(mod.decompressobj(-15).decompress(raw, size + 1))
+            best = min(best, time.perf_counter() - t0)
+        out[name] = best
+    if ng is not None:
+        out["zlib_ng_version"] = getattr(ng, "ZLIBNG_VERSION", "?")
+    return out

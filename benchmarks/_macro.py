@@ -1,22 +1,33 @@
-"""Macro benchmark: whole installs from a warm cache into a brand-new venv.
+"""Macro benchmark: whole installs from a warm cache into a freshly made venv.
 
 Per filesystem case every tool runs as a whole process, exactly as a user would run
 it; the venv is made (``python -m venv --without-pip``) and removed outside the
 timing, and each filesystem is flushed (``syncfs``) before the next timed step.
+
+Every whole-process row comes twice: *new path* (each install goes to a venv at a
+path never used before, so no tool can have cached anything about its interpreter)
+and *same path* (the venv is deleted and made again at one fixed path, as
+``rm -rf .venv && python -m venv .venv`` in tox/nox does: uv's interpreter cache is
+warm).  The *api* rows call ``safelink.install()`` from this one process, one call
+per fresh environment, the way a test runner embedding safelink would.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import safelink
 from _common import (
     FsCase,
+    Timed,
     log,
     observe_files,
     one_line,
@@ -28,7 +39,7 @@ from _common import (
     syncfs,
     tool_env,
 )
-from safelink._cache import Cache
+from safelink import Cache
 
 FLOOR_FOR_MODE = {"hardlink": "cp -al", "clone": "cp -a --reflink=always", "copy": "cp -a"}
 FLOOR_FLAGS = {
@@ -39,6 +50,13 @@ FLOOR_FLAGS = {
 SAFELINK_MODES = ("auto", "clone", "hardlink", "copy")
 UV_MODES = ("clone", "hardlink", "copy")
 UV_DEFAULT = "clone"  # uv's default link mode on Linux (since 0.10.5)
+PATHS = ("new", "same")  # venv at a never-used path / recreated at one fixed path
+SAME = ", same path"  # key suffix of the same-path variant of a row
+API = "safelink.install()"  # key prefix of the in-process rows
+COLD_SL = "safelink auto, cold cache"
+COLD_SL_STDLIB = "safelink auto, cold cache, stdlib zlib"  # zlib_ng import blocked
+COLD_UV = "uv (default mode), cold cache"
+_VENV_N = re.compile(r"<env dir>/venv-\d+")
 _UV_INSTALLED = re.compile(r"Installed (\d+) packages? in ([\d.]+)(ms|s)\b")
 
 
@@ -72,13 +90,15 @@ class MacroConfig:
     with_cold: bool = True
     uv: str | None = None
     pip: list[str] | None = None
+    zlib_ng: bool = False  # zlib_ng importable: measure cold installs with and without it
 
 
 @dataclass
 class Case:
-    key: str  # unique label, e.g. "safelink hardlink", "uv clone", "cp -al"
-    tool: str  # safelink | uv | pip | floor
+    key: str  # unique label, e.g. "safelink hardlink", "uv clone, same path", "cp -al"
+    tool: str  # safelink | api (in-process safelink.install()) | uv | pip | floor
     mode: str  # link mode asked for ("default" for uv's own default, floors: their flags)
+    path: str = "new"  # venv path: "new" (never used before) or "same" (recreated)
     runs: list[float | None] = field(default_factory=list)
     did: str = ""
     info: dict[str, Any] = field(default_factory=dict)
@@ -90,6 +110,7 @@ class Case:
         return {
             "tool": self.tool,
             "mode": self.mode,
+            "path": self.path,
             "seconds": summarize([r for r in self.runs if r is not None]),
             "runs_by_index": self.runs,
             "did": self.did,
@@ -111,17 +132,25 @@ class MacroRunner:
         self.cfg = cfg
         self.sl_cache = case.store.sub("sl-cache")
         self.uv_cache = case.store.sub("uv-cache")
-        self.venv = case.env.sub("venv")
+        self.venv = case.env.sub("venv")  # the "same path" venv
+        self._venvs = 0  # counter for "new path" venvs
+        self._api_cache: Cache | None = None
+        self._block_zlib_ng: Path | None = None
         self.floor_dst = case.env.sub("floor")
         self.cold_sl = case.store.sub("sl-cache-cold")
         self.cold_uv = case.store.sub("uv-cache-cold")
 
     # -- steps outside the timing ------------------------------------------------
 
-    def _fresh_venv(self) -> Path:
-        remove(self.venv)
+    def _fresh_venv(self, path: str = "new") -> Path:
+        if path == "same":
+            venv = self.venv
+        else:
+            self._venvs += 1
+            venv = self.case.env.sub(f"venv-{self._venvs}")
+        remove(venv)
         proc = subprocess.run(
-            [sys.executable, "-m", "venv", "--without-pip", str(self.venv)],
+            [sys.executable, "-m", "venv", "--without-pip", str(venv)],
             capture_output=True,
             text=True,
             env=tool_env(),
@@ -130,7 +159,7 @@ class MacroRunner:
         if proc.returncode != 0:
             raise RuntimeError(f"python -m venv failed: {one_line(proc.stderr)}")
         syncfs(self.case.env.root)  # nothing of the set-up is left to write back
-        return self.venv
+        return venv
 
     # -- one measured step ---------------------------------------------------------
 
@@ -165,17 +194,26 @@ class MacroRunner:
         sl_cache: Path | None = None,
         uv_cache: Path | None = None,
         observe: bool = False,
+        stdlib_zlib: bool = False,
     ) -> float:
         """Time one install (or one cp) and clean up; raise CaseFailed on failure."""
+        venv = self.floor_dst
         if c.tool == "floor":
             assert floor_src is not None
             remove(self.floor_dst, self.case.env.root)
             out = self.floor_dst
             res = run_timed(["cp", *FLOOR_FLAGS[c.mode], str(floor_src), str(out)])
+        elif c.tool == "api":
+            venv = self._fresh_venv(c.path)
+            out = site_packages(venv)
+            res = self._api_install(c, wheels, venv, sl_cache)
         else:
-            venv = self._fresh_venv()
+            venv = self._fresh_venv(c.path)
             out = site_packages(venv)
             env = tool_env({"UV_CACHE_DIR": str(uv_cache or self.uv_cache)})
+            if stdlib_zlib:
+                paths = (str(self._zlib_ng_blocker()), env.get("PYTHONPATH"))
+                env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
             res = run_timed(self._argv(c, wheels, venv, sl_cache), env=env, cwd=self.case.env.root)
         try:
             if res.returncode != 0:
@@ -185,14 +223,38 @@ class MacroRunner:
             if observe or not c.did:
                 c.did = observe_files(out)
         finally:
-            if c.tool == "floor":
-                remove(self.floor_dst, self.case.env.root)
-            else:
-                remove(self.venv, self.case.env.root)
+            remove(venv, self.case.env.root)
         return res.seconds
 
+    def _api_install(self, c: Case, wheels: list[Path], venv: Path, cache: Path | None) -> Timed:
+        """One ``safelink.install()`` call in this process (the cache object is reused,
+        as a test runner would keep it); a Timed like a subprocess's, report as JSON."""
+        if cache is None:
+            if self._api_cache is None:
+                self._api_cache = Cache(self.sl_cache)
+            cache_obj = self._api_cache
+        else:
+            cache_obj = Cache(cache)
+        t0 = time.perf_counter()
+        try:
+            rep = safelink.install(wheels, venv, cache=cache_obj, link_mode=c.mode)
+        except safelink.SafelinkError as exc:
+            return Timed(time.perf_counter() - t0, 1, "", f"safelink.install: {exc}")
+        secs = time.perf_counter() - t0
+        return Timed(secs, 0, json.dumps(rep.to_dict(), default=str), "")
+
+    def _zlib_ng_blocker(self) -> Path:
+        """A directory that, first on PYTHONPATH, makes ``import zlib_ng`` fail: the
+        same safelink with the standard library's zlib."""
+        if self._block_zlib_ng is None:
+            d = self.case.store.sub("no-zlib-ng") / "zlib_ng"
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "__init__.py").write_text('raise ImportError("blocked by the benchmark")\n')
+            self._block_zlib_ng = d.parent
+        return self._block_zlib_ng
+
     def _note(self, c: Case, stdout: str, stderr: str) -> None:
-        if c.tool == "safelink":
+        if c.tool in ("safelink", "api"):
             try:
                 rep = json.loads(stdout)
             except ValueError:
@@ -221,32 +283,33 @@ class MacroRunner:
             (self.case.store.root, "<store dir>"),
         ):
             text = text.replace(str(root), name)
-        return text
+        return _VENV_N.sub("<env dir>/venv", text)
 
     # -- the whole case -----------------------------------------------------------
 
-    def main_cases(self) -> list[Case]:
+    def _skip(self, c: Case) -> Case:
         fc = self.case
-        cases: list[Case] = []
-        for mode in SAFELINK_MODES:
-            c = Case(f"safelink {mode}", "safelink", mode)
-            if mode == "clone" and not fc.can_clone:
-                c.skipped = f"FICLONE does not work here ({fc.clone_error})"
-            if mode == "hardlink" and not fc.can_link:
-                c.skipped = f"link() does not work here ({fc.link_error})"
-            cases.append(c)
-        for mode in UV_MODES:
-            c = Case(f"uv {mode}", "uv", mode)
+        if c.tool == "uv":  # uv never refuses a mode: it falls back (see "uv did")
             if self.cfg.uv is None:
                 c.skipped = "uv is not on PATH"
-            cases.append(c)
+        elif c.mode in ("clone", "cp -a --reflink=always") and not fc.can_clone:
+            c.skipped = f"FICLONE does not work here ({fc.clone_error})"
+        elif c.mode in ("hardlink", "cp -al") and not fc.can_link:
+            c.skipped = f"link() does not work here ({fc.link_error})"
+        return c
+
+    def main_cases(self) -> list[Case]:
+        cases: list[Case] = []
+        for path in PATHS:
+            suffix = SAME if path == "same" else ""
+            for mode in SAFELINK_MODES:
+                cases.append(self._skip(Case(f"safelink {mode}{suffix}", "safelink", mode, path)))
+            for mode in UV_MODES:
+                cases.append(self._skip(Case(f"uv {mode}{suffix}", "uv", mode, path)))
+        for mode in SAFELINK_MODES:
+            cases.append(self._skip(Case(f"{API} {mode}", "api", mode)))
         for floor in FLOOR_FLAGS:
-            c = Case(floor, "floor", floor)
-            if floor == "cp -al" and not fc.can_link:
-                c.skipped = f"link() does not work here ({fc.link_error})"
-            if floor == "cp -a --reflink=always" and not fc.can_clone:
-                c.skipped = f"FICLONE does not work here ({fc.clone_error})"
-            cases.append(c)
+            cases.append(self._skip(Case(floor, "floor", floor)))
         return cases
 
     def _run_round(
@@ -278,16 +341,22 @@ class MacroRunner:
 
         # Cold cache first: the first install, admission (unpacking) included.
         if cfg.with_cold and not fc.cross:
-            cold = [Case("safelink auto, cold cache", "safelink", "auto")]
+            cold = [Case(COLD_SL, "safelink", "auto")]
+            if cfg.zlib_ng:
+                cold.append(Case(COLD_SL_STDLIB, "safelink", "auto"))
             if cfg.uv:
-                cold.append(Case("uv (default mode), cold cache", "uv", "default"))
+                cold.append(Case(COLD_UV, "uv", "default"))
             for r in range(cfg.cold_runs):
                 for c in rotated(cold, r):
                     remove(self.cold_sl)
                     remove(self.cold_uv, fc.store.root)
                     try:
                         secs = self.measure(
-                            c, self.corpus.wheels, sl_cache=self.cold_sl, uv_cache=self.cold_uv
+                            c,
+                            self.corpus.wheels,
+                            sl_cache=self.cold_sl,
+                            uv_cache=self.cold_uv,
+                            stdlib_zlib=c.key == COLD_SL_STDLIB,
                         )
                         c.runs.append(secs)
                         log(f"macro {fc.name}: cold {r + 1}/{cfg.cold_runs} {c.key}: {secs:.3f} s")
@@ -340,6 +409,7 @@ class MacroRunner:
         out["cases"] = {c.key: c.result() for c in cases}
         out["tiny"] = self._tiny()
         out["ratios"] = ratios(out["cases"])
+        out["tiny_ratios"] = ratios(out["tiny"])
         out["corpus_in_cache"] = self._corpus_facts()
         return out
 
@@ -348,16 +418,22 @@ class MacroRunner:
         fc, cfg = self.case, self.cfg
         wheel = [self.corpus.tiny]
         cache = Cache(self.sl_cache)
-        tiny = [Case("safelink auto", "safelink", "auto")]
+        tiny = [
+            Case("safelink auto", "safelink", "auto"),
+            Case(f"safelink auto{SAME}", "safelink", "auto", "same"),
+            Case(f"{API} auto", "api", "auto"),
+        ]
         if cfg.uv:
             tiny.append(Case("uv (default mode)", "uv", "default"))
+            tiny.append(Case(f"uv (default mode){SAME}", "uv", "default", "same"))
         tiny.append(Case("floor (cp)", "floor", "cp -al" if fc.can_link else "cp -a"))
-        # warm both caches for the tiny wheel (also finds its cache entry)
+        # warm both caches for the tiny wheel (also finds its cache entry), and the
+        # same-path venv's interpreter facts
         for c in tiny:
             if c.tool == "floor":
                 continue
             try:
-                self.measure(Case(c.key, c.tool, c.mode), wheel)
+                self.measure(Case(c.key, c.tool, c.mode, c.path), wheel)
             except CaseFailed as exc:
                 c.error = str(exc)
         entry = cache.get(cache.wheel_sha256(str(self.corpus.tiny)))
@@ -405,7 +481,8 @@ def _per_run_ratio(a: dict[str, Any], b: dict[str, Any]) -> list[float]:
 
 
 def ratios(cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """safelink/uv and safelink/floor (and uv/floor), each from runs of the same round."""
+    """safelink/uv and safelink/floor (and uv/floor), each from runs of the same round;
+    for both venv paths, and the in-process rows against uv at its best (same path)."""
     out: dict[str, Any] = {}
 
     def add(name: str, a: str, b: str) -> None:
@@ -415,11 +492,28 @@ def ratios(cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 out[name] = {"a": a, "b": b, **summarize(vals)}
 
     auto_mode = (cases.get("safelink auto") or {}).get("info", {}).get("link_mode")
-    for mode in ("clone", "hardlink", "copy"):
-        add(f"safelink/uv {mode}", f"safelink {mode}", f"uv {mode}")
-        add(f"safelink/floor {mode}", f"safelink {mode}", FLOOR_FOR_MODE[mode])
-        add(f"uv/floor {mode}", f"uv {mode}", FLOOR_FOR_MODE[mode])
-    add("safelink/uv auto", "safelink auto", f"uv {UV_DEFAULT}")
-    if auto_mode in FLOOR_FOR_MODE:
-        add("safelink/floor auto", "safelink auto", FLOOR_FOR_MODE[auto_mode])
+    for suffix in ("", SAME):
+        for mode in ("clone", "hardlink", "copy"):
+            add(f"safelink/uv {mode}{suffix}", f"safelink {mode}{suffix}", f"uv {mode}{suffix}")
+            add(
+                f"safelink/floor {mode}{suffix}",
+                f"safelink {mode}{suffix}",
+                FLOOR_FOR_MODE[mode],
+            )
+            add(f"uv/floor {mode}{suffix}", f"uv {mode}{suffix}", FLOOR_FOR_MODE[mode])
+        add(f"safelink/uv auto{suffix}", f"safelink auto{suffix}", f"uv {UV_DEFAULT}{suffix}")
+        if auto_mode in FLOOR_FOR_MODE:
+            add(
+                f"safelink/floor auto{suffix}",
+                f"safelink auto{suffix}",
+                FLOOR_FOR_MODE[auto_mode],
+            )
+    for mode in SAFELINK_MODES:
+        uvm = UV_DEFAULT if mode == "auto" else mode
+        add(f"api/uv {mode}", f"{API} {mode}", f"uv {uvm}{SAME}")
+        add(f"api/safelink {mode}", f"{API} {mode}", f"safelink {mode}{SAME}")
+    # the one tiny wheel
+    add("safelink/uv tiny", "safelink auto", "uv (default mode)")
+    add(f"safelink/uv tiny{SAME}", f"safelink auto{SAME}", f"uv (default mode){SAME}")
+    add("api/uv tiny", f"{API} auto", f"uv (default mode){SAME}")
     return out

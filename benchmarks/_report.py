@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _macro import FLOOR_FOR_MODE, UV_DEFAULT
+from _macro import API, COLD_SL, COLD_SL_STDLIB, COLD_UV, FLOOR_FOR_MODE, SAME, UV_DEFAULT
 
 MODES = ("auto", "clone", "hardlink", "copy")
 DASH = "\u2013"  # en dash, for empty cells and ranges
@@ -105,41 +105,47 @@ def markdown(res: dict[str, Any]) -> str:
     if macro:
         corpus = res.get("corpus") or {}
         sample = next(iter(macro.values()), {}).get("corpus_in_cache", {})
-        add("## Whole installs: warm cache → brand-new venv")
+        add("## Whole installs: warm cache → fresh venv")
         add("")
         add(
             f"Corpus: {corpus.get('label', '?')} — {corpus.get('n_wheels', '?')} wheels, "
             f"{sample.get('linked_files', 0):,} files linked, "
             f"{sample.get('linked_bytes', 0) / 1e6:,.0f} MB. Seconds of the whole process, "
             "median (min-max). Ratios are medians of per-round ratios (both sides timed in the "
-            "same round, interleaved). Floors: clone → `cp -a --reflink=always`, hardlink → "
+            "same round, interleaved). *venv path*: `new` — every install goes to a venv at a "
+            "path never used before; `same` — the venv is deleted and made again at one path "
+            "(`rm -rf .venv && python -m venv .venv`, as tox and nox do), so uv's interpreter "
+            "cache is warm. Floors: clone → `cp -a --reflink=always`, hardlink → "
             "`cp -al`, copy → `cp -a` (GNU cp, one process, of safelink's unpacked cache "
             f"entries). The *auto* row compares safelink's default with uv's ({UV_DEFAULT}) "
             "and with the floor of the mode auto chose."
         )
         add("")
         add(
-            "| filesystem | mode | safelink s | uv s | floor s | safelink/uv | safelink/floor "
-            "| uv/floor | safelink did | uv did |"
+            "| filesystem | mode | venv path | safelink s | uv s | floor s | safelink/uv "
+            "| safelink/floor | uv/floor | safelink did | uv did |"
         )
-        add("|---|---|---|---|---|---|---|---|---|---|")
+        add("|---|---|---|---|---|---|---|---|---|---|---|")
         for name, fsres in macro.items():
             cases, rat = fsres["cases"], fsres.get("ratios", {})
             auto_mode = (cases.get("safelink auto") or {}).get("info", {}).get("link_mode")
             for mode in MODES:
-                sl = cases.get(f"safelink {mode}")
-                uvm = UV_DEFAULT if mode == "auto" else mode
-                uv = cases.get(f"uv {uvm}")
-                fmode = auto_mode if mode == "auto" else mode
-                floor = cases.get(FLOOR_FOR_MODE.get(fmode or "", ""))
-                label = f"auto → {auto_mode}" if mode == "auto" and auto_mode else mode
-                add(
-                    f"| {name} | {label} | {_case_cell(sl)} | {_case_cell(uv)} | "
-                    f"{_case_cell(floor)} | {_ratio(rat.get(f'safelink/uv {mode}'))} | "
-                    f"{_ratio(rat.get(f'safelink/floor {mode}'))} | "
-                    f"{_ratio(rat.get(f'uv/floor {uvm}')) if mode != 'auto' else DASH} | "
-                    f"{_did(sl)} | {_did(uv)} |"
-                )
+                for path, sfx in (("new", ""), ("same", SAME)):
+                    sl = cases.get(f"safelink {mode}{sfx}")
+                    if sl is None:
+                        continue
+                    uvm = UV_DEFAULT if mode == "auto" else mode
+                    uv = cases.get(f"uv {uvm}{sfx}")
+                    fmode = auto_mode if mode == "auto" else mode
+                    floor = cases.get(FLOOR_FOR_MODE.get(fmode or "", ""))
+                    label = f"auto → {auto_mode}" if mode == "auto" and auto_mode else mode
+                    uvf = _ratio(rat.get(f"uv/floor {uvm}{sfx}")) if mode != "auto" else DASH
+                    add(
+                        f"| {name} | {label} | {path} | {_case_cell(sl)} | {_case_cell(uv)} | "
+                        f"{_case_cell(floor)} | {_ratio(rat.get(f'safelink/uv {mode}{sfx}'))} | "
+                        f"{_ratio(rat.get(f'safelink/floor {mode}{sfx}'))} | {uvf} | "
+                        f"{_did(sl)} | {_did(uv)} |"
+                    )
         add("")
         add(
             "¹ n/a: the filesystem (pair) cannot do this; safelink refuses rather than silently "
@@ -149,6 +155,42 @@ def markdown(res: dict[str, Any]) -> str:
             "turned into one), or `copy`."
         )
         add("")
+
+        api_rows = [
+            (n, f) for n, f in macro.items() if any(k.startswith(API) for k in f["cases"])
+        ]
+        if api_rows:
+            add("## In-process: `safelink.install()` per environment vs a uv subprocess")
+            add("")
+            add(
+                "One Python process (this suite's) calls `safelink.install(wheels, venv, "
+                "cache=cache, link_mode=MODE)` once per fresh venv, reusing one `Cache` object, "
+                "as a test runner or an environment manager embedding safelink would; the uv "
+                "column is `uv pip install` run as a subprocess into a venv at the same path "
+                "(uv at its fastest: its interpreter cache is warm), timed in the same rounds. "
+                "*whole-process safelink* is the same-path CLI row, for scale."
+            )
+            add("")
+            add(
+                "| filesystem | mode | safelink.install() s | uv s | whole-process safelink s "
+                "| safelink.install()/uv | safelink.install()/whole-process |"
+            )
+            add("|---|---|---|---|---|---|---|")
+            for name, fsres in api_rows:
+                cases, rat = fsres["cases"], fsres.get("ratios", {})
+                for mode in MODES:
+                    api = cases.get(f"{API} {mode}")
+                    if api is None or api.get("skipped"):
+                        continue
+                    uvm = UV_DEFAULT if mode == "auto" else mode
+                    add(
+                        f"| {name} | {mode} | {_case_cell(api)} | "
+                        f"{_case_cell(cases.get(f'uv {uvm}{SAME}'))} | "
+                        f"{_case_cell(cases.get(f'safelink {mode}{SAME}'))} | "
+                        f"{_ratio(rat.get(f'api/uv {mode}'))} | "
+                        f"{_ratio(rat.get(f'api/safelink {mode}'))} |"
+                    )
+            add("")
 
         add("## One tiny wheel alone (fixed start-up cost)")
         add("")
@@ -163,11 +205,28 @@ def markdown(res: dict[str, Any]) -> str:
             "cannot work)."
         )
         add("")
-        add("| filesystem | " + " | ".join(tiny_keys) + " |")
-        add("|---|" + "---|" * len(tiny_keys))
+        tiny_ratios = (
+            ("safelink/uv, new path", "safelink/uv tiny"),
+            ("safelink/uv, same path", f"safelink/uv tiny{SAME}"),
+            ("safelink.install()/uv", "api/uv tiny"),
+        )
+        add(
+            "| filesystem | "
+            + " | ".join(tiny_keys + [r[0] for r in tiny_ratios])
+            + " |"
+        )
+        add("|---|" + "---|" * (len(tiny_keys) + len(tiny_ratios)))
         for name, fsres in macro.items():
             t = fsres.get("tiny", {})
-            add(f"| {name} | " + " | ".join(_case_cell(t.get(k)) for k in tiny_keys) + " |")
+            tr = fsres.get("tiny_ratios", {})
+            add(
+                f"| {name} | "
+                + " | ".join(
+                    [_case_cell(t.get(k)) for k in tiny_keys]
+                    + [_ratio(tr.get(key)) for _, key in tiny_ratios]
+                )
+                + " |"
+            )
         add("")
 
         cold_rows = [(n, f["cold"]) for n, f in macro.items() if f.get("cold")]
@@ -176,19 +235,36 @@ def markdown(res: dict[str, Any]) -> str:
             add("")
             add(
                 "safelink: empty `--cache-dir`, `--link-mode auto`; uv: empty `UV_CACHE_DIR`, "
-                "its default mode. Seconds."
+                "its default mode. Seconds. *stdlib zlib*: the same safelink with the optional "
+                "`zlib-ng` package hidden (inflating with the standard library's zlib)."
             )
             add("")
-            add("| filesystem | safelink | uv | safelink/uv |")
-            add("|---|---|---|---|")
+            add("| filesystem | safelink | safelink, stdlib zlib | uv | safelink/uv "
+                "| stdlib zlib/zlib-ng |")
+            add("|---|---|---|---|---|---|")
             for name, cold in cold_rows:
-                sl = cold.get("safelink auto, cold cache")
-                uv = cold.get("uv (default mode), cold cache")
-                ratio = DASH
-                if sl and uv and sl["seconds"]["median"] and uv["seconds"]["median"]:
-                    ratio = f"{sl['seconds']['median'] / uv['seconds']['median']:.2f}{TIMES}"
-                add(f"| {name} | {_case_cell(sl)} | {_case_cell(uv)} | {ratio} |")
+                sl, std, uv = cold.get(COLD_SL), cold.get(COLD_SL_STDLIB), cold.get(COLD_UV)
+                add(
+                    f"| {name} | {_case_cell(sl)} | {_case_cell(std)} | {_case_cell(uv)} | "
+                    f"{_med_ratio(sl, uv)} | {_med_ratio(std, sl)} |"
+                )
             add("")
+            inf = res.get("inflate") or {}
+            if inf.get("zlib") and inf.get("members"):
+                ng = inf.get("zlib_ng")
+                add(
+                    f"Inflating and CRC-checking every deflated member of the corpus once "
+                    f"({inf['members']:,} members, {inf['bytes_out'] / 1e6:,.0f} MB out, one "
+                    f"thread, best of the rounds): zlib {inf['zlib_version']} "
+                    f"{inf['zlib']:.3f} s"
+                    + (
+                        f", zlib-ng {inf.get('zlib_ng_version', '?')} {ng:.3f} s "
+                        f"({inf['zlib'] / ng:.2f}{TIMES} faster)."
+                        if ng
+                        else " (zlib-ng is not installed)."
+                    )
+                )
+                add("")
 
         pip_rows = [
             (n, f["cases"].get("pip install --no-deps"), f["cases"].get("safelink auto"))
@@ -418,6 +494,11 @@ def plots(res: dict[str, Any], outdir: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _med_ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
+    ma, mb = _med(a), _med(b)
+    return f"{ma / mb:.2f}{TIMES}" if ma and mb else DASH
 
 
 def _med(c: dict[str, Any] | None) -> float | None:

@@ -42,12 +42,14 @@ from _common import (  # noqa: E402
     Place,
     find_pip,
     find_uv,
+    inflate_cost,
     loadavg,
     log,
     machine_facts,
     probe_case,
     quick_corpus,
     remove,
+    zlib_ng_module,
 )
 from _macro import Corpus, MacroConfig, MacroRunner  # noqa: E402
 from _micro import MicroConfig, make_wheels, run_micro  # noqa: E402
@@ -256,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "macro"):
             corp = macro_corpus(args, scratch)
             res["corpus"] = corp.describe()
+            log("inflating every member once with zlib and zlib-ng (cold installs)")
+            res["inflate"] = inflate_cost(corp.wheels, rounds=1 if quick else 3)
             cfg = MacroConfig(
                 runs=runs,
                 full_warmup=not quick,
@@ -265,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                 with_cold=True,
                 uv=uv,
                 pip=pip,
+                zlib_ng=zlib_ng_module() is not None,
             )
             for c in cases:
                 log(f"macro {c.name}: start (load {loadavg()})")
