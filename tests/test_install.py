@@ -127,6 +127,8 @@ def test_uninstall_removes_by_record_and_keeps_cache(
     assert not (new_venv / "share" / "demo").exists()
     assert tree(cache_dir / "v1" / "entries") == cache_before
     proc = run_cli("uninstall", "--python", str(new_venv), "demo")
+    assert proc.returncode == 0 and "skipping 'demo': not installed" in proc.stderr
+    proc = run_cli("uninstall", "--python", str(new_venv), "--strict", "demo")
     assert proc.returncode == 1 and "demo is not installed" in proc.stderr
 
 

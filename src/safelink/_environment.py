@@ -310,3 +310,47 @@ def resolve_target(
     if flat is not None:
         return flat_target(flat, base)
     return base or current_target()
+
+
+def site_dirs_of(root: str) -> list[str]:
+    """The directories ``importlib.metadata`` would search in the environment at *root*.
+
+    A venv (``pyvenv.cfg``) or a ``--prefix`` tree: its ``lib*/python*/site-packages``
+    (``Lib/site-packages`` on Windows); a ``--target`` directory: itself, when it holds
+    ``*.dist-info`` directories. Only these directories' own ``*.dist-info`` entries are
+    installed distributions: a ``.dist-info`` vendored inside a package is not one.
+    Raises :class:`TargetError` when *root* is none of these.
+    """
+    root = os.path.abspath(root)
+    if not os.path.isdir(root):
+        raise TargetError(
+            f"{root}: no such environment", "pass --env a venv, a --prefix or a --target directory"
+        )
+    found: list[str] = []
+    for lib in ("lib", "lib64", "Lib"):
+        base = os.path.join(root, lib)
+        try:
+            names = sorted(os.listdir(base))
+        except OSError:
+            continue
+        if lib == "Lib":
+            names = ["."]
+        for name in names:
+            if name != "." and not name.startswith(("python", "pypy")):
+                continue
+            for leaf in ("site-packages", "dist-packages"):
+                d = os.path.normpath(os.path.join(base, name, leaf))
+                if os.path.isdir(d) and not any(os.path.samefile(d, f) for f in found):
+                    found.append(d)
+    try:
+        flat = any(n.endswith(".dist-info") for n in os.listdir(root))
+    except OSError:
+        flat = False
+    if flat:
+        found.insert(0, root)
+    if not found and not os.path.isfile(os.path.join(root, "pyvenv.cfg")):
+        raise TargetError(
+            f"{root}: not an environment (no pyvenv.cfg, site-packages or *.dist-info)",
+            "pass --env a venv, a --prefix or a --target directory",
+        )
+    return found

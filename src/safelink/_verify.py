@@ -5,21 +5,31 @@ a same-size write whose mtime was put back with ``os.utime``; ``verify``
 re-hashes everything and can. ``repair`` heals the cache (from the wheel it
 came from, or by evicting the entry) and, for ``--env``, replaces edited files
 with pristine private copies (new inodes: the cache is not touched through them).
+
+An environment's distributions are the ``*.dist-info`` directories straight in
+its site directories, exactly what ``importlib.metadata`` finds: a
+``.dist-info`` vendored inside a package (setuptools ships several) is data,
+not an installed distribution. This module returns findings and actions; the
+command line prints them.
 """
 
 from __future__ import annotations
 
-import argparse
-import base64
 import csv
 import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from ._cache import Cache, Entry
-from ._lock import env_lock_path, env_lock_timeout, file_lock
-from .errors import CacheCorrupt
+from ._environment import Target, flat_target, site_dirs_of, venv_target
+from ._lock import LockTimeout, env_lock_path, env_lock_timeout, file_lock
+from ._plan import LinkRow
+from ._record import encode_digest
+from .errors import CacheCorrupt, EnvironmentBusy, TargetError
+
+OUTSIDE = "RECORD path outside the environment"
 
 
 @dataclass
@@ -35,12 +45,31 @@ class Finding:
     """Environments whose file is the same inode as this cache file."""
 
 
+@dataclass
+class VerifyReport:
+    """What :func:`verify` found: poisoned cache files, and modified files per environment."""
+
+    cache: list[Finding] = field(default_factory=list)
+    envs: dict[str, list[Finding]] = field(default_factory=dict)
+
+    @property
+    def clean(self) -> bool:
+        return not self.cache and not any(self.envs.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cache": [asdict(f) for f in self.cache],
+            "envs": {e: [asdict(f) for f in fs] for e, fs in self.envs.items()},
+            "clean": self.clean,
+        }
+
+
 def _digest(path: str, algo: str) -> str:
     h = hashlib.new(algo)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
-    return base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
+    return encode_digest(h.digest())
 
 
 def _check(path: str, digest: str, size: int | None) -> str | None:
@@ -49,6 +78,8 @@ def _check(path: str, digest: str, size: int | None) -> str | None:
         st = os.stat(path)
     except FileNotFoundError:
         return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
     if size is not None and st.st_size != size:
         return f"size {st.st_size}, expected {size}"
     try:
@@ -106,35 +137,126 @@ def _sharing(cache: Cache, entry: Entry, path: str) -> list[str]:
     return out
 
 
-def _records(env: str) -> list[str]:
+def dist_infos(env: str) -> list[str]:
+    """The installed distributions of *env*: each site directory's own ``*.dist-info``."""
     out = []
-    for dirpath, dirnames, files in os.walk(env):
-        if dirpath.endswith(".dist-info") and "RECORD" in files:
-            out.append(os.path.join(dirpath, "RECORD"))
-            dirnames[:] = []
-        dirnames[:] = [d for d in dirnames if not d.startswith(".safelink-stash")]
-    return sorted(out)
+    for site in site_dirs_of(env):
+        try:
+            names = sorted(os.listdir(site))
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(site, name)
+            if name.endswith(".dist-info") and os.path.isdir(path) and not os.path.islink(path):
+                out.append(path)
+    return out
+
+
+def _rows(record: str) -> list[list[str]] | str:
+    """RECORD's rows, or why they cannot be read (it is untrusted input)."""
+    try:
+        with open(record, encoding="utf-8", newline="") as f:
+            return list(csv.reader(f))
+    except FileNotFoundError:
+        return "no RECORD"
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return f"unreadable RECORD ({exc})"
 
 
 def verify_env(env: str) -> list[Finding]:
+    """Every file of every distribution installed in *env* that differs from its RECORD."""
     out = []
     root = os.path.realpath(env)
-    for record in _records(env):
-        site = os.path.dirname(os.path.dirname(record))
-        dist = os.path.basename(os.path.dirname(record))[: -len(".dist-info")]
-        with open(record, encoding="utf-8", newline="") as f:
-            rows = list(csv.reader(f))
+    for dist_info in dist_infos(env):
+        site = os.path.dirname(dist_info)
+        dist = os.path.basename(dist_info)[: -len(".dist-info")]
+        record = os.path.join(dist_info, "RECORD")
+        rows = _rows(record)
+        if isinstance(rows, str):
+            out.append(Finding("env", record, dist, rows))
+            continue
         for row in rows:
-            if len(row) < 3 or not row[1]:
+            if len(row) < 3 or not row[1] or not row[0]:
                 continue
             path = os.path.normpath(os.path.join(site, row[0]))
-            if os.path.commonpath([root, os.path.realpath(os.path.dirname(path))]) != root:
-                out.append(Finding("env", path, dist, "RECORD path outside the environment"))
+            if "\x00" in path or not _inside(root, path):
+                out.append(Finding("env", path, dist, OUTSIDE))
                 continue
-            reason = _check(path, row[1], int(row[2]) if row[2].isdigit() else None)
+            size = int(row[2]) if row[2].isascii() and row[2].isdigit() else None
+            reason = _check(path, row[1], size)
             if reason:
                 out.append(Finding("env", path, dist, reason))
     return out
+
+
+def _inside(root: str, path: str) -> bool:
+    parent = os.path.realpath(os.path.dirname(path))
+    try:
+        return os.path.commonpath([root, parent]) == root
+    except ValueError:
+        return False
+
+
+def known_envs(cache: Cache) -> list[str]:
+    """Every environment the cache has installed into that is still an environment."""
+    seen: set[str] = set()
+    for entry in cache.entries():
+        seen.update(e for e in cache.envs_of(entry.sha256) if os.path.isdir(e))
+    out = []
+    for env in sorted(seen):
+        try:
+            site_dirs_of(env)
+        except TargetError:
+            continue
+        out.append(env)
+    return out
+
+
+def verify(
+    cache: Cache, envs: list[str] | None = None, *, cache_only: bool = False
+) -> VerifyReport:
+    """Re-hash the cache and environments against RECORD.
+
+    *envs* ``None`` means every environment the cache knows; a path given that is
+    not an environment raises :class:`~safelink.errors.TargetError` before
+    anything is checked.
+    """
+    if envs is not None:
+        envs = [os.path.abspath(e) for e in envs]
+        for env in envs:
+            site_dirs_of(env)
+    elif not cache_only:
+        envs = known_envs(cache)
+    report = VerifyReport(cache=verify_cache(cache))
+    for env in envs or []:
+        report.envs[env] = verify_env(env)
+    return report
+
+
+def repair(
+    cache: Cache, envs: list[str], *, dry_run: bool = False, lock_timeout: float | None = None
+) -> list[str]:
+    """Heal the cache, then restore each environment's modified files; the actions taken.
+
+    What to restore in an environment is decided under that environment's lock,
+    so an install running meanwhile is never mistaken for damage. Every path is
+    checked to be an environment first: nothing is created at a wrong path.
+    """
+    roots = [os.path.abspath(e) for e in envs]
+    for root in roots:
+        site_dirs_of(root)
+    actions = repair_cache(cache, verify_cache(cache), dry_run)
+    timeout = env_lock_timeout(lock_timeout)
+    for root in roots:
+        try:
+            with file_lock(env_lock_path(root), timeout=timeout):
+                actions += repair_env(cache, root, verify_env(root), dry_run)
+        except LockTimeout:
+            raise EnvironmentBusy(
+                f"environment {root} is being modified by another safelink process",
+                f"waited {timeout:g} s; try again when it has finished",
+            ) from None
+    return actions
 
 
 def repair_cache(cache: Cache, findings: list[Finding], dry_run: bool) -> list[str]:
@@ -170,17 +292,52 @@ def _entry_for(cache: Cache, dist_info: str) -> Entry | None:
     return cache.get(str(sha))
 
 
+def _env_target(env: str) -> Target | None:
+    """The scheme roots of *env*, where they can be known without guessing."""
+    try:
+        if os.path.isfile(os.path.join(env, "pyvenv.cfg")):
+            return venv_target(env)
+        if env in site_dirs_of(env):
+            return flat_target(env)
+    except TargetError:
+        pass
+    return None
+
+
+def _members(entry: Entry, site: str, tgt: Target | None) -> dict[str, LinkRow]:
+    """Absolute destination -> plan row, by exact path (never by suffix)."""
+    plan = entry.plan
+    out = {}
+    for scheme, rows in plan.links.items():
+        if tgt is not None:
+            base = tgt.scheme_root(scheme, plan.name)
+        elif scheme in ("purelib", "platlib"):
+            base = site
+        else:
+            continue
+        for row in rows:
+            out[os.path.normpath(os.path.join(base, row[1]))] = row
+    return out
+
+
 def repair_env(cache: Cache, env: str, findings: list[Finding], dry_run: bool) -> list[str]:
     """Replace each modified file with a pristine private copy from the cache or the wheel."""
     from .strategies.copy import copy_fd
 
     done = []
+    tgt = _env_target(env)
+    by_dist = {os.path.basename(d)[: -len(".dist-info")]: d for d in dist_infos(env)}
+    found: dict[str, tuple[Entry | None, dict[str, LinkRow]]] = {}
     for f in findings:
-        if f.kind != "env" or f.reason == "RECORD path outside the environment":
+        if f.kind != "env" or f.reason == OUTSIDE:
             continue
-        site_di = _find_dist_info(env, f.dist)
-        entry = _entry_for(cache, site_di) if site_di else None
-        member = _member_for(entry, os.path.dirname(site_di), f.path) if entry and site_di else None
+        if f.dist not in found:
+            dist_info = by_dist.get(f.dist)
+            entry = _entry_for(cache, dist_info) if dist_info else None
+            rows = _members(entry, os.path.dirname(dist_info), tgt) if entry and dist_info else {}
+            found[f.dist] = (entry, rows)
+        entry, rows = found[f.dist]
+        member = rows.get(os.path.normpath(f.path))
         if entry is None or member is None:
             done.append(f"cannot restore {f.path}: not installed from a cache entry")
             continue
@@ -190,82 +347,19 @@ def repair_env(cache: Cache, env: str, findings: list[Finding], dry_run: bool) -
         src = os.path.join(entry.files, member[0])
         if _check(src, member[3], member[2]) is not None:
             cache.restore_file(entry, member[0])
-        tmp = f"{f.path}.safelink-repair-{os.getpid()}"
+        tmp = f"{f.path}.safelink-repair-{os.getpid()}-{os.urandom(4).hex()}"
         sfd = os.open(src, os.O_RDONLY)
         try:
             dfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o777 if member[4] else 0o666)
             try:
                 copy_fd(sfd, dfd)
-            finally:
+            except BaseException:
                 os.close(dfd)
+                os.unlink(tmp)
+                raise
+            os.close(dfd)
         finally:
             os.close(sfd)
         os.replace(tmp, f.path)
         done.append(f"restored {f.path}")
     return done
-
-
-def _find_dist_info(env: str, dist: str) -> str | None:
-    for record in _records(env):
-        d = os.path.dirname(record)
-        if os.path.basename(d) == f"{dist}.dist-info":
-            return d
-    return None
-
-
-def _member_for(entry: Entry, site: str, path: str) -> tuple[str, str, int, str, bool] | None:
-    rel = os.path.relpath(path, site)
-    for rows in entry.plan.links.values():
-        for row in rows:
-            if rel == row[1] or rel.endswith(os.sep + row[1]):
-                return row
-    return None
-
-
-def cli(args: argparse.Namespace, cache: Cache) -> int:
-    envs = [os.path.abspath(e) for e in args.env]
-    if not envs and not getattr(args, "check_cache", False):
-        seen: set[str] = set()
-        for entry in cache.entries():
-            seen.update(e for e in cache.envs_of(entry.sha256) if os.path.isdir(e))
-        envs = sorted(seen)
-    findings = verify_cache(cache)
-    env_findings = {env: verify_env(env) for env in envs}
-    if args.command == "repair":
-        actions = repair_cache(cache, findings, args.dry_run)
-        for env in args.env:
-            root = os.path.abspath(env)
-            with file_lock(
-                env_lock_path(root), timeout=env_lock_timeout(None)
-            ):  # not while an install runs
-                actions += repair_env(cache, root, env_findings[root], args.dry_run)
-        if args.json:
-            print(json.dumps({"actions": actions}))
-        else:
-            for a in actions:
-                print(a)
-            if not actions:
-                print("nothing to repair")
-        return 0
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "cache": [asdict(f) for f in findings],
-                    "envs": {e: [asdict(f) for f in fs] for e, fs in env_findings.items()},
-                }
-            )
-        )
-    else:
-        for f in findings:
-            shared = f"; shared by {', '.join(f.shared_with)}" if f.shared_with else ""
-            print(f"cache: poisoned {f.path} ({f.dist}: {f.reason}){shared}")
-        for env, fs in env_findings.items():
-            if not fs:
-                print(f"{env}: clean")
-            for f in fs:
-                print(f"{env}: modified {f.path} ({f.dist}: {f.reason})")
-        if not findings and not envs:
-            print("cache: clean")
-    found = bool(findings) or any(env_findings.values())
-    return 1 if found else 0

@@ -108,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=int, default=None, help="link threads (default: auto)")
     p.add_argument(
+        "--no-deps",
+        action="store_true",
+        help="accepted for pip habits; safelink never installs dependencies anyway",
+    )
+    p.add_argument(
         "--max-unpacked-size",
         type=_size,
         default=None,
@@ -121,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="+", metavar="NAME")
     _target_options(p)
     _common(p)
+    p.add_argument("--strict", action="store_true", help="a name that is not installed is an error")
 
     p = sub.add_parser(
         "probe",
@@ -161,8 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         help="heal the cache; with --env, restore edited files",
     )
-    p.add_argument("--env", action="append", default=[], metavar="PATH")
+    p.add_argument(
+        "--env", action="append", default=[], metavar="PATH", help="environment to restore"
+    )
     p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    p.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long to wait for another safelink process using the environment",
+    )
     _common(p)
 
     p = sub.add_parser("cache", formatter_class=_Formatter, help="inspect and manage the cache")
@@ -172,29 +187,74 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SCHEMA = 1
+"""Version of every ``--json`` document (stdout) and ``--json`` error line (stderr)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from . import _log
 
+    as_json = bool(getattr(args, "json", False))
+
     def warning(message: str) -> None:
-        print(f"safelink: warning: {message}", file=sys.stderr)
+        if as_json:
+            _stderr_json({"warning": message})
+        else:
+            print(f"safelink: warning: {message}", file=sys.stderr)
 
     previous = _log.sink
     _log.sink = (lambda _message: None) if args.quiet else warning
     try:
-        return int(_dispatch(args))
+        code = int(_dispatch(args))
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _closed_stdout()
     except SafelinkError as exc:
-        print(f"safelink: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _error(as_json, type(exc).__name__, exc.message, exc.hint, exc.exit_code)
     except KeyboardInterrupt:
-        print("safelink: interrupted", file=sys.stderr)
-        return 130
+        return _error(as_json, "Interrupted", "interrupted", None, 130, prefix="safelink: ")
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"safelink: error: {exc.strerror or exc}{where}", file=sys.stderr)
-        return 1
+        return _error(as_json, "OSError", f"{exc.strerror or exc}{where}", None, 1)
     finally:
         _log.sink = previous
+
+
+def _error(
+    as_json: bool, kind: str, message: str, hint: str | None, code: int, prefix: str = ""
+) -> int:
+    if as_json:
+        _stderr_json({"error": {"type": kind, "message": message, "hint": hint}, "exit_code": code})
+    else:
+        text = f"{message} ({hint})" if hint else message
+        print(prefix + text if prefix else f"safelink: error: {text}", file=sys.stderr)
+    return code
+
+
+def _stderr_json(obj: dict[str, Any]) -> None:
+    print(json.dumps({"schema": SCHEMA, **obj}), file=sys.stderr)
+
+
+def _json(obj: dict[str, Any]) -> None:
+    """Print one ``--json`` document; every one carries the ``schema`` version first."""
+    print(json.dumps({"schema": SCHEMA, **obj}, default=str))
+
+
+def _closed_stdout() -> int:
+    """The reader went away (``safelink ... | head``): stop quietly, like ``ls | head``.
+
+    Exit status 141 is what a shell reports for a process ended by SIGPIPE. The
+    work already done stays done; only the rest of the output is dropped.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 def _out(args: argparse.Namespace, text: str) -> None:
@@ -209,28 +269,82 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "install":
         return _install(args, cache)
     if args.command == "uninstall":
-        from ._uninstall import uninstall
-
-        removed = uninstall(
-            args.names,
-            python=args.python,
-            prefix=args.prefix,
-            flat_target=args.target,
-            lock_timeout=args.lock_timeout,
-        )
-        if args.json:
-            print(json.dumps([r.__dict__ for r in removed]))
-        else:
-            for r in removed:
-                _out(args, f"Uninstalled {r.name} {r.version}")
-        return 0
+        return _uninstall(args)
     if args.command == "probe":
         return _probe(args, cache)
-    if args.command in ("verify", "repair"):
-        from . import _verify
-
-        return _verify.cli(args, cache)
+    if args.command == "verify":
+        return _verify(args, cache)
+    if args.command == "repair":
+        return _repair(args, cache)
     return _cache_command(args, cache)
+
+
+def _uninstall(args: argparse.Namespace) -> int:
+    """Like pip and uv: a name that is not installed is a warning (an error with ``--strict``)."""
+    from ._log import warn
+    from ._uninstall import canonicalize_name, uninstall
+
+    removed = uninstall(
+        args.names,
+        python=args.python,
+        prefix=args.prefix,
+        flat_target=args.target,
+        lock_timeout=args.lock_timeout,
+        missing_ok=not args.strict,
+    )
+    found = {canonicalize_name(r.name) for r in removed}
+    missing = [n for n in args.names if canonicalize_name(n) not in found]
+    for name in missing:
+        warn(f"skipping {name!r}: not installed")
+    if args.json:
+        _json(
+            {
+                "uninstalled": [r.__dict__ for r in removed],
+                "not_installed": missing,
+            }
+        )
+    else:
+        for r in removed:
+            _out(args, f"Uninstalled {r.name} {r.version}")
+    return 0
+
+
+def _verify(args: argparse.Namespace, cache: object) -> int:
+    from ._cache import Cache
+    from ._verify import verify
+
+    assert isinstance(cache, Cache)
+    report = verify(cache, args.env or None, cache_only=args.check_cache)
+    if args.json:
+        _json(report.to_dict())
+        return 0 if report.clean else 1
+    for f in report.cache:
+        shared = f"; shared by {', '.join(f.shared_with)}" if f.shared_with else ""
+        print(f"cache: poisoned {f.path} ({f.dist}: {f.reason}){shared}")
+    for env, fs in report.envs.items():
+        if not fs:
+            _out(args, f"{env}: clean")
+        for f in fs:
+            print(f"{env}: modified {f.path} ({f.dist}: {f.reason})")
+    if not report.cache and not report.envs:
+        _out(args, "cache: clean")
+    return 0 if report.clean else 1
+
+
+def _repair(args: argparse.Namespace, cache: object) -> int:
+    from ._cache import Cache
+    from ._verify import repair
+
+    assert isinstance(cache, Cache)
+    actions = repair(cache, args.env, dry_run=args.dry_run, lock_timeout=args.lock_timeout)
+    if args.json:
+        _json({"actions": actions, "dry_run": args.dry_run})
+        return 0
+    for a in actions:
+        _out(args, a)
+    if not actions:
+        _out(args, "nothing to repair")
+    return 0
 
 
 def _install(args: argparse.Namespace, cache: object) -> int:
@@ -238,6 +352,7 @@ def _install(args: argparse.Namespace, cache: object) -> int:
     from ._install import install
 
     assert isinstance(cache, Cache)
+    _check_wheel_args(args.wheels)
     progress = _progress_display() if not (args.quiet or args.json) else None
     report = install(
         args.wheels,
@@ -259,7 +374,7 @@ def _install(args: argparse.Namespace, cache: object) -> int:
     if progress_done:
         progress_done()
     if args.json:
-        print(json.dumps(report.to_dict(), default=str))
+        _json(report.to_dict())
         return 0
     from ._log import warn
 
@@ -278,6 +393,29 @@ def _install(args: argparse.Namespace, cache: object) -> int:
             )
     _out(args, report.summary())
     return 0
+
+
+def _check_wheel_args(wheels: list[str]) -> None:
+    """A URL or a requirement where a wheel file belongs gets told what to do instead."""
+    for arg in wheels:
+        if "://" in arg:
+            raise SafelinkError(
+                f"{arg!r} is a URL; safelink installs wheel files it is given",
+                "download it first, e.g. 'pip download --no-deps -d wheels URL', "
+                "then 'safelink install wheels/*.whl'",
+            )
+        if not arg.lower().endswith(".whl") and not os.path.exists(arg):
+            raise SafelinkError(
+                f"{arg!r} is not a wheel file; safelink does not resolve requirements",
+                f"get wheels with 'pip download -d wheels {_shell_word(arg)}' or 'pip wheel', "
+                "then 'safelink install wheels/*.whl'",
+            )
+
+
+def _shell_word(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text) if text.isprintable() else "NAME"
 
 
 def _progress_display() -> Any:
@@ -324,17 +462,15 @@ def _probe(args: argparse.Namespace, cache: object) -> int:
     result = probe(cache.root, directory, refresh=True)
     pick = choose(result)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "cache": cache.base,
-                    "target": directory,
-                    "modes": result.modes,
-                    "same_filesystem": result.same_filesystem,
-                    "auto": pick,
-                    "key": pair_key(tmp_dir(cache.root), directory),
-                }
-            )
+        _json(
+            {
+                "cache": cache.base,
+                "target": directory,
+                "modes": result.modes,
+                "same_filesystem": result.same_filesystem,
+                "auto": pick,
+                "key": pair_key(tmp_dir(cache.root), directory),
+            }
         )
         return 0
     print(f"cache:  {cache.base}")

@@ -1,0 +1,352 @@
+"""The commands as a user runs them: exact output lines and exit codes.
+
+verify/repair on environments made from real wheels (setuptools vendors
+``*.dist-info`` directories inside its package), paths that are not
+environments, ``--json`` documents and errors, closed pipes, and the habits
+people bring from pip and uv.
+"""
+
+from __future__ import annotations
+
+import ast
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import corpus
+from conftest import REPO, make_venv, run_cli, site_packages, tree
+from wheelmaker import make_wheel
+
+
+@pytest.fixture(scope="module")
+def real_wheels() -> dict[str, Path]:
+    """setuptools and pip as published: what every real environment has."""
+    pins = [corpus.by_name("setuptools"), corpus.by_name("pip")]
+    return {w.name: p for w, p in zip(pins, corpus.fetch(pins), strict=True)}
+
+
+def lines(text: str) -> list[str]:
+    return text.splitlines()
+
+
+# -- verify: only the distributions importlib.metadata sees --------------------------
+
+
+def test_verify_is_clean_right_after_installing_setuptools_and_pip(
+    tmp_path: Path, cache_dir: Path, real_wheels: dict[str, Path]
+) -> None:
+    venv = make_venv(tmp_path / "venv")
+    proc = run_cli("install", "--python", str(venv), *map(str, real_wheels.values()))
+    assert proc.returncode == 0, proc.stderr
+    vendored = list(site_packages(venv).glob("setuptools/_vendor/*.dist-info/RECORD"))
+    assert vendored  # the trap: RECORDs of wheels vendored inside the package
+    proc = run_cli("verify", "--env", str(venv))
+    assert (proc.returncode, lines(proc.stdout), proc.stderr) == (0, [f"{venv}: clean"], "")
+    proc = run_cli("verify")  # every environment the cache knows
+    assert (proc.returncode, lines(proc.stdout)) == (0, [f"{venv}: clean"])
+
+
+def test_verify_is_clean_after_pip_installed_into_the_environment(
+    tmp_path: Path, cache_dir: Path, real_wheels: dict[str, Path]
+) -> None:
+    """pip, installed by safelink, installs setuptools itself: verify must agree it is intact."""
+    venv = make_venv(tmp_path / "venv")
+    run_cli("install", "--python", str(venv), str(real_wheels["pip"]), check=True)
+    pip = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--disable-pip-version-check",
+            str(real_wheels["setuptools"]),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert pip.returncode == 0, pip.stderr
+    assert (site_packages(venv) / "setuptools-75.8.0.dist-info" / "INSTALLER").read_text() == (
+        "pip\n"
+    )
+    proc = run_cli("verify", "--env", str(venv))
+    assert (proc.returncode, lines(proc.stdout), proc.stderr) == (0, [f"{venv}: clean"], "")
+
+
+@pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not on PATH")
+def test_verify_is_clean_after_uv_install(
+    tmp_path: Path, cache_dir: Path, real_wheels: dict[str, Path]
+) -> None:
+    venv = make_venv(tmp_path / "venv")
+    uv = subprocess.run(
+        [
+            "uv",
+            "pip",
+            "install",
+            "-q",
+            "--python",
+            str(venv / "bin" / "python"),
+            "--no-deps",
+            "--offline",
+            "--cache-dir",
+            str(tmp_path / "uv-cache"),
+            *map(str, real_wheels.values()),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert uv.returncode == 0, uv.stderr
+    proc = run_cli("verify", "--env", str(venv))
+    assert (proc.returncode, lines(proc.stdout), proc.stderr) == (0, [f"{venv}: clean"], "")
+
+
+def test_verify_still_finds_an_edit_in_a_real_environment(
+    tmp_path: Path, cache_dir: Path, real_wheels: dict[str, Path]
+) -> None:
+    venv = make_venv(tmp_path / "venv")
+    run_cli(
+        "install",
+        "--python",
+        str(venv),
+        "--link-mode",
+        "copy",
+        str(real_wheels["setuptools"]),
+        check=True,
+    )
+    edited = site_packages(venv) / "setuptools" / "__init__.py"
+    size = edited.stat().st_size
+    with open(edited, "ab") as f:
+        f.write(b"#\n")
+    proc = run_cli("verify", "--env", str(venv))
+    assert proc.returncode == 1
+    assert lines(proc.stdout) == [
+        f"{venv}: modified {edited} (setuptools-75.8.0: size {size + 2}, expected {size})"
+    ]
+    proc = run_cli("repair", "--env", str(venv))
+    assert (proc.returncode, lines(proc.stdout)) == (0, [f"restored {edited}"])
+    assert run_cli("verify", "--env", str(venv)).returncode == 0
+
+
+# -- a path that is not an environment ---------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["verify", "repair"])
+def test_a_path_that_is_not_an_environment_is_an_error_and_creates_nothing(
+    tmp_path: Path, cache_dir: Path, command: str
+) -> None:
+    typo = tmp_path / "typo"
+    before = tree(tmp_path)
+    proc = run_cli(command, "--env", str(typo))
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert lines(proc.stderr) == [
+        f"safelink: error: {typo}: no such environment "
+        "(pass --env a venv, a --prefix or a --target directory)"
+    ]
+    assert tree(tmp_path) == before
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("not an environment\n")
+    before = tree(tmp_path)
+    proc = run_cli(command, "--env", str(plain))
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert lines(proc.stderr) == [
+        f"safelink: error: {plain}: not an environment (no pyvenv.cfg, site-packages or "
+        "*.dist-info) (pass --env a venv, a --prefix or a --target directory)"
+    ]
+    assert tree(tmp_path) == before
+
+
+def test_repair_decides_what_to_restore_under_the_environment_lock(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """A repair waiting for an install must look at the environment the install leaves.
+
+    The test holds the environment's lock (as an install does), edits a file,
+    starts ``repair``, then -- still holding the lock -- puts the pristine
+    file back (as the install finishing would) and releases it. Deciding
+    before the lock, repair would "restore" a file that is no longer damaged.
+    """
+    whl = make_wheel(tmp_path, "locked", "1.0", {"locked/__init__.py": b"X = 1\n"})
+    venv = make_venv(tmp_path / "venv")
+    run_cli("install", "--python", str(venv), "--link-mode", "copy", str(whl), check=True)
+    target = site_packages(venv) / "locked" / "__init__.py"
+    fd = os.open(venv, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        target.write_bytes(b"X = 2\n")
+        repair = subprocess.Popen(
+            [sys.executable, "-m", "safelink", "repair", "--env", str(venv)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "SAFELINK_LOCK_TIMEOUT": "60"},
+        )
+        time.sleep(1.5)  # repair starts and waits for the lock
+        fresh = target.with_name("fresh.tmp")
+        fresh.write_bytes(b"X = 1\n")
+        os.replace(fresh, target)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    out, err = repair.communicate(timeout=60)
+    assert (repair.returncode, lines(out), err) == (0, ["nothing to repair"], "")
+
+
+def test_repair_lock_timeout_is_one_line(tmp_path: Path, cache_dir: Path) -> None:
+    venv = make_venv(tmp_path / "venv")
+    fd = os.open(venv, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        proc = run_cli("repair", "--env", str(venv), "--lock-timeout", "0.2")
+    finally:
+        os.close(fd)
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert lines(proc.stderr) == [
+        f"safelink: error: environment {venv} is being modified by another safelink process "
+        "(waited 0.2 s; try again when it has finished)"
+    ]
+
+
+# -- --json: a schema version, and errors as JSON ----------------------------------
+
+
+def test_every_json_document_has_a_schema_and_errors_are_json(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    whl = make_wheel(tmp_path, "jsonny", "1.0", {"jsonny.py": b""})
+    venv = make_venv(tmp_path / "venv")
+    docs = {
+        "install": run_cli("install", "--python", str(venv), "--json", str(whl)),
+        "verify": run_cli("verify", "--json", "--env", str(venv)),
+        "repair": run_cli("repair", "--json", "--env", str(venv)),
+        "probe": run_cli("probe", "--json", str(tmp_path)),
+        "uninstall": run_cli("uninstall", "--python", str(venv), "--json", "jsonny", "absent"),
+    }
+    for name, proc in docs.items():
+        assert proc.returncode == 0, (name, proc.stderr)
+        assert json.loads(proc.stdout)["schema"] == 1, name
+    assert json.loads(docs["verify"].stdout)["envs"] == {str(venv): []}
+    assert json.loads(docs["repair"].stdout)["actions"] == []
+    uninstalled = json.loads(docs["uninstall"].stdout)
+    assert [d["name"] for d in uninstalled["uninstalled"]] == ["jsonny"]
+    assert uninstalled["not_installed"] == ["absent"]
+    assert [json.loads(ln) for ln in lines(docs["uninstall"].stderr)] == [
+        {"schema": 1, "warning": "skipping 'absent': not installed"}
+    ]
+
+    proc = run_cli("verify", "--json", "--env", str(tmp_path / "nowhere"))
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert [json.loads(ln) for ln in lines(proc.stderr)] == [
+        {
+            "schema": 1,
+            "error": {
+                "type": "TargetError",
+                "message": f"{tmp_path / 'nowhere'}: no such environment",
+                "hint": "pass --env a venv, a --prefix or a --target directory",
+            },
+            "exit_code": 1,
+        }
+    ]
+
+
+# -- habits from pip and uv ------------------------------------------------------
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path, cache_dir: Path) -> None:
+    venv = make_venv(tmp_path / "venv")
+    read, write = os.pipe()
+    os.close(read)  # like '| head' that has already exited
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "safelink", "verify", "--env", str(venv)],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (141, "")
+
+
+def test_uninstall_of_something_not_installed_warns_like_pip(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    whl = make_wheel(tmp_path, "present", "1.0", {"present.py": b""})
+    venv = make_venv(tmp_path / "venv")
+    run_cli("install", "--python", str(venv), str(whl), check=True)
+    proc = run_cli("uninstall", "--python", str(venv), "absent", "present")
+    assert (proc.returncode, lines(proc.stdout), lines(proc.stderr)) == (
+        0,
+        ["Uninstalled present 1.0"],
+        ["safelink: warning: skipping 'absent': not installed"],
+    )
+    before = tree(venv)
+    proc = run_cli("uninstall", "--python", str(venv), "--strict", "absent")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert lines(proc.stderr) == [f"safelink: error: absent is not installed in {venv}"]
+    assert tree(venv) == before
+
+
+@pytest.mark.parametrize(
+    ("arg", "expected"),
+    [
+        (
+            "six",
+            "safelink: error: 'six' is not a wheel file; safelink does not resolve requirements "
+            "(get wheels with 'pip download -d wheels six' or 'pip wheel', "
+            "then 'safelink install wheels/*.whl')",
+        ),
+        (
+            "requests>=2",
+            "safelink: error: 'requests>=2' is not a wheel file; safelink does not resolve "
+            "requirements (get wheels with 'pip download -d wheels 'requests>=2'' or 'pip wheel', "
+            "then 'safelink install wheels/*.whl')",
+        ),
+        (
+            "https://example.org/six-1.17.0-py2.py3-none-any.whl",
+            "safelink: error: 'https://example.org/six-1.17.0-py2.py3-none-any.whl' is a URL; "
+            "safelink installs wheel files it is given (download it first, e.g. "
+            "'pip download --no-deps -d wheels URL', then 'safelink install wheels/*.whl')",
+        ),
+    ],
+)
+def test_install_of_a_name_or_url_says_what_to_do(
+    tmp_path: Path, cache_dir: Path, arg: str, expected: str
+) -> None:
+    venv = make_venv(tmp_path / "venv")
+    before = tree(tmp_path)
+    proc = run_cli("install", "--python", str(venv), arg)
+    assert (proc.returncode, proc.stdout, lines(proc.stderr)) == (1, "", [expected])
+    assert tree(tmp_path) == before
+
+
+def test_no_deps_is_accepted(tmp_path: Path, cache_dir: Path) -> None:
+    whl = make_wheel(tmp_path, "nodeps", "1.0", {"nodeps.py": b""})
+    venv = make_venv(tmp_path / "venv")
+    proc = run_cli("install", "--python", str(venv), "--no-deps", "-q", str(whl))
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    assert (site_packages(venv) / "nodeps.py").exists()
+
+
+def test_the_library_never_prints() -> None:
+    """Only the command line writes to stdout/stderr; library code returns data or warns."""
+    allowed = {"cli.py", "__main__.py"}
+    offenders = []
+    for path in sorted((REPO / "src" / "safelink").rglob("*.py")):
+        if path.name in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []
