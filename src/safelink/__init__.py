@@ -23,7 +23,7 @@ _EXPORTS = {
     "Guard": "._guard",
     "Progress": "._install",
     "install": "._install",
-    "Fallback": "._link",
+    "Fallback": "._policy",
     "InstalledWheel": "._report",
     "InstallReport": "._report",
     "Installed": "._uninstall",
@@ -75,7 +75,7 @@ if TYPE_CHECKING:
     from ._environment import Target, resolve_target
     from ._guard import Guard
     from ._install import Progress, install
-    from ._link import Fallback
+    from ._policy import Fallback
     from ._report import InstalledWheel, InstallReport
     from ._uninstall import Installed, uninstall
     from .errors import (

@@ -15,7 +15,6 @@ Any failure after step 3 began rolls the environment back to how it was.
 
 from __future__ import annotations
 
-import errno
 import os
 import threading
 import time
@@ -23,29 +22,22 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from . import strategies
 from ._bytecode import compile_missing, link_bytecode
 from ._cache import Cache, Entry
 from ._environment import Target, resolve_target
-from ._guard import Guard, hardlink_allowed
+from ._guard import Guard
 from ._hooks import crash_armed, crash_point
 from ._link import Job, Linker
-from ._lock import LockTimeout, env_lock_path, env_lock_timeout, file_lock
+from ._lock import env_lock
 from ._log import warn
 from ._metadata import finalize
+from ._policy import decide, fallback_warning
 from ._report import InstalledWheel, InstallReport
 from ._transaction import Transaction, plan_paths, recover
+from ._translate import translated, unwritable_target
 from ._uninstall import find_installed, remove_distribution
-from .errors import (
-    EnvironmentBusy,
-    IncompatibleWheel,
-    LinkFailed,
-    SafelinkError,
-    TargetError,
-)
+from .errors import IncompatibleWheel, SafelinkError
 from .strategies import DirPair, Strategy, close_dir, open_dir
-from .strategies.auto import Decision, chain_for, decide
-from .strategies.probe import describe_errno
 
 
 @dataclass(frozen=True)
@@ -134,29 +126,22 @@ def install(
         seen[plan.name] = plan.filename
 
     _prepare_root(tgt)
-    timeout = env_lock_timeout(lock_timeout)
-    try:
-        with file_lock(env_lock_path(tgt.root), timeout=timeout):
-            if recover(tgt):
-                report.warnings.append(f"rolled back an interrupted install in {tgt.root}")
-            _install_locked(
-                tgt,
-                cache,
-                entries,
-                report,
-                link_mode=link_mode,
-                allow_fallback=allow_fallback,
-                guard=guard,
-                compile_bytecode=compile_bytecode,
-                requested=requested,
-                threads=threads,
-                progress=progress,
-            )
-    except LockTimeout:
-        raise EnvironmentBusy(
-            f"environment {tgt.root} is being modified by another safelink process",
-            f"waited {timeout:g} s; try again when it has finished",
-        ) from None
+    with translated("install", tgt.root), env_lock(tgt.root, lock_timeout):
+        if recover(tgt):
+            report.warnings.append(f"rolled back an interrupted install in {tgt.root}")
+        _install_locked(
+            tgt,
+            cache,
+            entries,
+            report,
+            link_mode=link_mode,
+            allow_fallback=allow_fallback,
+            guard=guard,
+            compile_bytecode=compile_bytecode,
+            requested=requested,
+            threads=threads,
+            progress=progress,
+        )
     report.timings["total"] = time.perf_counter() - t0
     for w in report.warnings:
         warn(w)
@@ -257,10 +242,7 @@ def _prepare_root(tgt: Target) -> None:
         os.unlink(probe_file)
     except OSError as exc:
         where = exc.filename if exc.filename and exc.filename != probe_file else tgt.purelib
-        raise TargetError(
-            f"cannot write to {where}: {exc.strerror}",
-            "choose a writable target (--python, --prefix, --target) or fix its permissions",
-        ) from None
+        raise unwritable_target(exc, where) from None
 
 
 def _install_locked(
@@ -278,8 +260,15 @@ def _install_locked(
     progress: ProgressCallback | None,
 ) -> None:
     t1 = time.perf_counter()
-    strategies.get(link_mode) if link_mode != "auto" else None  # unknown names fail here
-    decision = _decide(cache, tgt, link_mode, guard, allow_fallback)
+    decision = decide(
+        cache.root,
+        cache.base,
+        tgt.purelib,
+        link_mode,
+        guard=guard,
+        owner_root=tgt.root,
+        allow_fallback=allow_fallback,
+    )
     chain, fallback = decision.chain, decision.allow_fallback
     report.link_mode = decision.mode
     report.warnings.extend(decision.warnings)
@@ -287,10 +276,7 @@ def _install_locked(
     plans = [e.plan for _, e, _ in entries]
     journal = [_journal_plan(tgt, cache, path, e) for path, e, _ in entries]
     txn = Transaction(tgt, [j[0] for j in journal], refs=[j[1] for j in journal])
-    try:
-        txn.begin()
-    except OSError as exc:
-        raise _os_error(exc, tgt) from None  # nothing was changed yet
+    txn.begin()  # an OSError here changed nothing yet
     try:
         replaced: dict[str, str] = {}
         for plan in plans:
@@ -328,7 +314,7 @@ def _install_locked(
         report.healed = stats.healed
         report.relinked = stats.relinked
         for fb in stats.fallbacks:
-            report.warnings.append(_fallback_warning(fb, cache))
+            report.warnings.append(fallback_warning(fb, cache.base))
         t2 = time.perf_counter()
         if compile_bytecode:
             compile_missing(cache, tgt, [e for _p, e, _a in entries])
@@ -356,77 +342,18 @@ def _install_locked(
             crash_point("finalized")
         report.timings["finalize"] = time.perf_counter() - t2
         crash_point("before-commit")
-    except BaseException as exc:
+    except BaseException:
         try:
             txn.rollback()
         except OSError as again:
             # The journal stays: the next safelink run on this environment retries.
             warn(f"rolling back {tgt.root} failed ({again}); the next run will retry")
-        if isinstance(exc, OSError):
-            raise _os_error(exc, tgt) from None
-        if isinstance(exc, LinkFailed):
-            raise _link_failed(exc) from None
         raise
     try:
         txn.commit()
     except OSError as exc:
         # Every file is in place; only the old files' stash could not be deleted.
         report.warnings.append(f"could not remove {txn.stash}: {exc.strerror}")
-
-
-def _decide(
-    cache: Cache, tgt: Target, link_mode: str, guard: Guard, allow_fallback: bool | None
-) -> Decision:
-    """The link-mode decision, even when the probe cannot write into the cache.
-
-    A read-only cache, a full one or another user's shared cache can still be
-    installed from: with no probe, ``auto`` tries clone, then hardlink, then copy
-    on the first file when both sides are on one filesystem (the link loop
-    falls back and reports each switch), and copies otherwise.
-    """
-    allowed = hardlink_allowed(guard, cache.base, tgt.root)
-    try:
-        return decide(
-            cache.root,
-            cache.base,
-            tgt.purelib,
-            link_mode,
-            hardlink_allowed=allowed,
-            allow_fallback=allow_fallback,
-        )
-    except OSError as exc:
-        why = describe_errno(exc)
-    fallback = allow_fallback if allow_fallback is not None else link_mode == "auto"
-    if link_mode != "auto":
-        return Decision(link_mode, chain_for(link_mode, hardlink_allowed=allowed), fallback)
-    try:
-        same = os.stat(cache.root).st_dev == os.stat(tgt.purelib).st_dev
-    except OSError:
-        same = False
-    mode = "clone" if same else "copy"
-    d = Decision(mode, chain_for(mode, hardlink_allowed=allowed), True)
-    d.warnings.append(
-        f"cannot probe link modes in the cache at {cache.base} ({why}); "
-        + ("trying each mode on the first file" if same else "copying every file")
-    )
-    return d
-
-
-def _link_failed(exc: LinkFailed) -> LinkFailed:
-    """Name the kernel's hardlink restriction when that is what refused."""
-    if "'hardlink'" not in exc.message or "EPERM" not in exc.message:
-        return exc
-    try:
-        with open("/proc/sys/fs/protected_hardlinks", encoding="ascii") as f:
-            protected = f.read().strip() == "1"
-    except OSError:
-        protected = False
-    why = (
-        "fs.protected_hardlinks=1 forbids hardlinking files you do not own"
-        if protected
-        else "the cached files are not yours to hardlink"
-    )
-    return LinkFailed(exc.message, f"{why}; use --link-mode copy or --allow-fallback")
 
 
 def _displace_existing(txn: Transaction) -> None:
@@ -538,40 +465,3 @@ def _jobs_for(
             for d in dirs:
                 os.makedirs(os.path.join(root, d), exist_ok=True)
     return jobs
-
-
-def _fallback_warning(fb: object, cache: Cache) -> str:
-    from ._link import Fallback
-
-    assert isinstance(fb, Fallback)
-    hint = ""
-    if fb.error.startswith("EXDEV"):
-        hint = (
-            f"; the cache ({cache.base}) is on another filesystem: put it on the same one, "
-            "e.g. SAFELINK_CACHE_DIR=<dir on the target's filesystem>"
-        )
-    elif fb.error.startswith(("EOPNOTSUPP", "ENOTSUP", "ENOTTY", "EINVAL")):
-        hint = "; this filesystem cannot do it"
-    elif fb.error.startswith("EPERM"):
-        hint = "; the kernel refused (fs.protected_hardlinks or permissions)"
-    return f"{fb.from_mode} failed ({fb.error}) at {fb.path}; fell back to {fb.to_mode}{hint}"
-
-
-def _os_error(exc: OSError, tgt: Target) -> SafelinkError:
-    where = exc.filename or tgt.root
-    if os.path.basename(str(where)).startswith(".safelink-"):
-        where = tgt.root  # our journal or stash: the environment itself is the problem
-    if exc.errno == errno.ENOSPC:
-        return SafelinkError(
-            f"no space left on device while installing into {tgt.root}",
-            "free some space; the environment was left as it was",
-        )
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return TargetError(
-            f"cannot write to {where}: {exc.strerror}",
-            "fix its permissions or choose another target; nothing was changed",
-        )
-    return SafelinkError(
-        f"install into {tgt.root} failed at {where}: {exc.strerror}",
-        "the environment was left as it was",
-    )

@@ -8,7 +8,6 @@ installs are split between this process and one forked worker (two cores).
 
 from __future__ import annotations
 
-import errno
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -16,26 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _layout, strategies
+from . import _policy as policy
 from ._guard import FINGERPRINT_MTIME_NS
 from ._plan import LinkRow
+from ._policy import Action, Fallback
 from ._workers import can_fork
-from .errors import LinkFailed
 from .strategies import DirPair, Strategy
-from .strategies.probe import describe_errno
-
-STRUCTURAL = frozenset(
-    {
-        errno.EXDEV,
-        errno.EOPNOTSUPP,
-        errno.ENOTSUP,
-        errno.ENOTTY,
-        errno.EPERM,
-        errno.EINVAL,
-        errno.ENOSYS,
-        errno.EMLINK,
-    }
-)
-"""Errors that say "this mode can't work here", not "this file is bad"."""
 
 CHUNK = 512
 
@@ -48,16 +33,6 @@ def _make_dirs(job: Job) -> None:
             os.mkdir(d if fd is not None else os.path.join(pair.dst_root, d), dir_fd=fd)
         except FileExistsError:
             pass
-
-
-@dataclass
-class Fallback:
-    """One switch from a failing mode to the next one."""
-
-    from_mode: str
-    to_mode: str
-    error: str
-    path: str
 
 
 @dataclass
@@ -170,7 +145,7 @@ class Linker:
             self.stats = LinkStats()
             self._run_tasks(theirs)
             st = self.stats
-            fbs = [(f.from_mode, f.to_mode, f.error, f.path) for f in st.fallbacks]
+            fbs = [(f.from_mode, f.to_mode, f.error, f.path, f.errno) for f in st.fallbacks]
             return (st.counts, fbs, st.healed, st.relinked)
 
         _, payload = run_forked(child, lambda: self._run_tasks(mine))
@@ -230,20 +205,20 @@ class Linker:
             self.stats.healed.append(os.path.join(job.pair.src_root, src))
 
     def _slow_path(self, exc: OSError, job: Job, src: str, dst: str, executable: bool) -> str:
-        """Handle one failed link; return the mode that finally placed the file."""
+        """Handle one failed link as the policy says; return the mode that placed the file."""
         pair = job.pair
         for _attempt in range(len(self.chain) + 3):
             strategy = self.current
-            code = exc.errno
-            if code == errno.EEXIST:
+            action = policy.classify(exc.errno, shares_inode=strategy.shares_inode)
+            if action is Action.DISPLACE:
                 # Something is already there: move it aside (rollback can restore it),
                 # never write through it.
                 self.displace(pair, dst)
-            elif code == errno.EMLINK and strategy.shares_inode:
+            elif action is Action.FRESH_INODE:
                 self._fresh_inode(pair, src)
                 with self._lock:
                     self.stats.relinked += 1
-            elif code in STRUCTURAL:
+            elif action is Action.SWITCH:
                 self._fall_back(strategy, exc, os.path.join(pair.dst_root, dst))
             else:
                 raise exc
@@ -258,16 +233,17 @@ class Linker:
         with self._lock:
             if self.current is not failed:
                 return  # another thread already moved on
-            if not self.allow_fallback or self.level + 1 >= len(self.chain):
-                nxt = "copy" if failed.name != "copy" else None
-                raise LinkFailed(
-                    f"link mode {failed.name!r} failed for {path}: {describe_errno(exc)}",
-                    f"use --link-mode {nxt} or --allow-fallback" if nxt else None,
-                ) from None
-            self.level += 1
-            self.stats.fallbacks.append(
-                Fallback(failed.name, self.current.name, describe_errno(exc), path)
+            action, level = policy.step(
+                self.chain_names,
+                self.level,
+                exc.errno,
+                shares_inode=failed.shares_inode,
+                allow_fallback=self.allow_fallback,
             )
+            if action is not Action.SWITCH:
+                raise policy.link_failed(failed.name, exc, path) from None
+            self.level = level
+            self.stats.fallbacks.append(policy.fallback(failed.name, self.current.name, exc, path))
 
     def _fresh_inode(self, pair: DirPair, src: str) -> None:
         """EMLINK: give the cached file a new inode (same bytes, mode, mtime) and link that."""

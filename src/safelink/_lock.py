@@ -7,6 +7,7 @@ kernel drops it when the process dies, so a crash never leaves a stale lock.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -42,15 +43,25 @@ else:
 
 
 class LockTimeout(Exception):
-    """The lock was not acquired within the timeout."""
+    """The lock was not acquired within the timeout (see :mod:`safelink._translate`)."""
+
+    def __init__(self, path: str, timeout: float, what: str | None = None) -> None:
+        super().__init__(path)
+        self.path = path
+        self.timeout = timeout
+        self.what = what or path
+        """What the lock protects, for messages (``environment /x/.venv``)."""
 
 
 @contextmanager
-def file_lock(path: str, timeout: float | None = None) -> Iterator[None]:
+def file_lock(
+    path: str, timeout: float | None = None, *, what: str | None = None
+) -> Iterator[None]:
     """Hold an exclusive lock on *path* (a directory, or a file created if missing).
 
     ``timeout=None`` waits forever. Polls with a short back-off: locks here are
     held for milliseconds to seconds, and polling keeps the code portable.
+    A time-out raises :class:`LockTimeout` naming *what* (default: *path*).
     """
     if os.path.isdir(path):  # POSIX can lock a directory itself: no lock file left behind
         fd = os.open(path, os.O_RDONLY)
@@ -67,11 +78,12 @@ def file_lock(path: str, timeout: float | None = None) -> Iterator[None]:
             except OSError:
                 raise exc from None
     try:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = None if timeout is None else start + timeout
         delay = 0.001
         while not _try_lock(fd):
             if deadline is not None and time.monotonic() >= deadline:
-                raise LockTimeout(path)
+                raise LockTimeout(path, deadline - start, what)
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
         try:
@@ -98,3 +110,17 @@ def env_lock_timeout(explicit: float | None) -> float:
     if explicit is not None:
         return explicit
     return float(os.environ.get("SAFELINK_LOCK_TIMEOUT", DEFAULT_TIMEOUT))
+
+
+@contextmanager
+def env_lock(root: str, timeout: float | None = None) -> Iterator[None]:
+    """Hold the lock of the environment at *root* (every command that reads or changes
+    an environment's distributions takes it). *timeout*: see :func:`env_lock_timeout`.
+
+    A *root* that is not a directory is ``FileNotFoundError``: locking it must not
+    create a file there.
+    """
+    if not os.path.isdir(root):
+        raise FileNotFoundError(errno.ENOENT, "no such environment", root)
+    with file_lock(env_lock_path(root), env_lock_timeout(timeout), what=f"environment {root}"):
+        yield

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ._link import Fallback
+from ._policy import Fallback
 
 
 @dataclass

@@ -158,9 +158,10 @@ def uninstall(
     """
     from ._environment import resolve_target
     from ._hooks import crash_point
-    from ._lock import LockTimeout, env_lock_path, env_lock_timeout, file_lock
+    from ._lock import env_lock
     from ._transaction import Transaction, recover
-    from .errors import EnvironmentBusy, NotInstalled, TargetError
+    from ._translate import translated
+    from .errors import NotInstalled
 
     tgt = resolve_target(target, python=python, prefix=prefix, flat=flat_target)
     if not os.path.isdir(tgt.root):
@@ -168,50 +169,34 @@ def uninstall(
             if not missing_ok:
                 raise NotInstalled(f"{name} is not installed in {tgt.root}")
         return []
-    timeout = env_lock_timeout(lock_timeout)
 
     def remove(path: str) -> None:
         txn.displace(path)
         crash_point("uninstall-mid")
 
-    try:
-        with file_lock(env_lock_path(tgt.root), timeout=timeout):
-            # Finish or undo an install that died here first: what is installed
-            # is only known once that is done.
-            recover(tgt)
-            found: list[Installed] = []
-            for name in names:
-                insts = find_installed(tgt, name)
-                if not insts and not missing_ok:
-                    raise NotInstalled(f"{name} is not installed in {tgt.root}")
-                found.extend(insts)
-            if not found:
-                return []
-            txn = Transaction(tgt, [])
+    with translated("uninstall", tgt.root), env_lock(tgt.root, lock_timeout):
+        # Finish or undo an install that died here first: what is installed
+        # is only known once that is done.
+        recover(tgt)
+        found: list[Installed] = []
+        for name in names:
+            insts = find_installed(tgt, name)
+            if not insts and not missing_ok:
+                raise NotInstalled(f"{name} is not installed in {tgt.root}")
+            found.extend(insts)
+        if not found:
+            return []
+        txn = Transaction(tgt, [])
+        try:
+            txn.begin()
+            for inst in found:
+                remove_distribution(tgt, inst, remove)
+            crash_point("uninstall-before-commit")
+        except BaseException:
             try:
-                txn.begin()
-                for inst in found:
-                    remove_distribution(tgt, inst, remove)
-                crash_point("uninstall-before-commit")
-            except BaseException as exc:
-                try:
-                    txn.rollback()
-                except OSError:
-                    pass  # the journal stays: the next run on the environment retries
-                if isinstance(exc, OSError):
-                    where = exc.filename or tgt.root
-                    if os.path.basename(str(where)).startswith(".safelink-"):
-                        where = tgt.root  # our journal or stash
-                    at = f" at {where}" if where != tgt.root else ""
-                    raise TargetError(
-                        f"cannot uninstall from {tgt.root}: {exc.strerror}{at}",
-                        "fix its permissions; nothing was removed",
-                    ) from None
-                raise
-            txn.commit()
-    except LockTimeout:
-        raise EnvironmentBusy(
-            f"environment {tgt.root} is being modified by another safelink process",
-            f"waited {timeout:g} s; try again when it has finished",
-        ) from None
+                txn.rollback()
+            except OSError:
+                pass  # the journal stays: the next run on the environment retries
+            raise
+        txn.commit()
     return found

@@ -24,10 +24,11 @@ from typing import Any
 
 from ._cache import Cache, Entry
 from ._environment import Target, flat_target, site_dirs_of, venv_target
-from ._lock import LockTimeout, env_lock_path, env_lock_timeout, file_lock
+from ._lock import env_lock
 from ._plan import LinkRow
 from ._record import encode_digest
-from .errors import CacheCorrupt, EnvironmentBusy, TargetError
+from ._translate import translated
+from .errors import CacheCorrupt, TargetError
 
 OUTSIDE = "RECORD path outside the environment"
 
@@ -229,7 +230,9 @@ def verify(
         envs = known_envs(cache)
     report = VerifyReport(cache=verify_cache(cache))
     for env in envs or []:
-        report.envs[env] = verify_env(env)
+        # Under the environment's lock: files an install is still placing are not damage.
+        with translated("verify", env), env_lock(env):
+            report.envs[env] = verify_env(env)
     return report
 
 
@@ -246,16 +249,9 @@ def repair(
     for root in roots:
         site_dirs_of(root)
     actions = repair_cache(cache, verify_cache(cache), dry_run)
-    timeout = env_lock_timeout(lock_timeout)
     for root in roots:
-        try:
-            with file_lock(env_lock_path(root), timeout=timeout):
-                actions += repair_env(cache, root, verify_env(root), dry_run)
-        except LockTimeout:
-            raise EnvironmentBusy(
-                f"environment {root} is being modified by another safelink process",
-                f"waited {timeout:g} s; try again when it has finished",
-            ) from None
+        with translated("repair", root), env_lock(root, lock_timeout):
+            actions += repair_env(cache, root, verify_env(root), dry_run)
     return actions
 
 

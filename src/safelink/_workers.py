@@ -29,7 +29,7 @@ def can_fork() -> bool:
 
 def _encode_error(exc: BaseException) -> tuple[Any, ...]:
     if isinstance(exc, errors.SafelinkError):
-        return ("SafelinkError", type(exc).__name__, exc.message, exc.hint)
+        return ("SafelinkError", type(exc).__name__, exc.message, exc.hint, exc.errno)
     if isinstance(exc, OSError):
         return ("OSError", exc.errno, exc.strerror, exc.filename)
     return ("error", f"{type(exc).__name__}: {exc}")
@@ -39,7 +39,7 @@ def _raise(payload: tuple[Any, ...]) -> None:
     kind = payload[0]
     if kind == "SafelinkError":
         cls = getattr(errors, payload[1], errors.SafelinkError)
-        raise cls(payload[2], payload[3])
+        raise cls(payload[2], payload[3], errno=payload[4])
     if kind == "OSError":
         raise OSError(payload[1], payload[2], payload[3])
     raise RuntimeError(f"worker failed: {payload[1]}")

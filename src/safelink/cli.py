@@ -215,9 +215,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(as_json, type(exc).__name__, exc.message, exc.hint, exc.exit_code)
     except KeyboardInterrupt:
         return _error(as_json, "Interrupted", "interrupted", None, 130, prefix="safelink: ")
-    except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename else ""
-        return _error(as_json, "OSError", f"{exc.strerror or exc}{where}", None, 1)
+    except Exception as exc:
+        from ._translate import translate
+
+        err = translate(exc, args.command)  # OSError and lock time-outs: one line
+        if not isinstance(err, SafelinkError):
+            raise
+        return _error(as_json, type(err).__name__, err.message, err.hint, err.exit_code)
     finally:
         _log.sink = previous
 
@@ -453,7 +457,7 @@ def _probe(args: argparse.Namespace, cache: object) -> int:
     from ._cache import Cache
     from ._environment import current_target
     from ._layout import tmp_dir
-    from .strategies.auto import choose
+    from ._policy import choose
     from .strategies.probe import pair_key, probe
 
     assert isinstance(cache, Cache)

@@ -47,14 +47,13 @@ from installer.utils import Scheme, copyfileobj_with_hashing
 from ._atomic import replacing
 from ._cache import Cache
 from ._environment import Target, resolve_target
-from ._guard import Guard, hardlink_allowed
-from ._install import _fallback_warning
-from ._link import Fallback, Job, Linker
+from ._guard import Guard
+from ._link import Job, Linker
 from ._log import warn
 from ._plan import LinkRow
+from ._policy import Fallback, decide, fallback_warning
 from .errors import TargetError
 from .strategies import DirPair, close_dir, open_dir
-from .strategies.auto import decide
 
 if TYPE_CHECKING:
     from installer.scripts import LauncherKind
@@ -152,12 +151,14 @@ class LinkingDestination(SchemeDictionaryDestination):
         os.makedirs(site, exist_ok=True)  # the probe runs real trial links in it
         self._env_root = env_root if env_root is not None and destdir is None else site
         guard = Guard(guard)
+        # The same decision as safelink.install(), a cache the probe cannot use included.
         decision = decide(
             self.cache.root,
             self.cache.base,
             site,
             link_mode,
-            hardlink_allowed=hardlink_allowed(guard, self.cache.base, site),
+            guard=guard,
+            owner_root=site,
             allow_fallback=allow_fallback,
         )
         self.link_mode = decision.mode
@@ -200,7 +201,7 @@ class LinkingDestination(SchemeDictionaryDestination):
     @property
     def warnings(self) -> list[str]:
         """What the user should know (cross-filesystem copies, fallbacks); also logged."""
-        fallbacks = [_fallback_warning(fb, self.cache) for fb in self._linker.stats.fallbacks]
+        fallbacks = [fallback_warning(fb, self.cache.base) for fb in self._linker.stats.fallbacks]
         return self._decision_warnings + fallbacks
 
     @property

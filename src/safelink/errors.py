@@ -13,10 +13,12 @@ class SafelinkError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, *, errno: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.errno = errno
+        """The operating system's error number behind this error, if there was one."""
 
     def __str__(self) -> str:
         if self.hint:
