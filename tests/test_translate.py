@@ -20,7 +20,7 @@ import pytest
 
 import safelink
 from conftest import make_venv, run_cli, tree
-from safelink._lock import LockTimeout
+from safelink._lock import LockTimeout, env_lock
 from safelink._translate import os_error, translate
 from test_crash import assert_one_line_error, demo_wheel, small_wheel
 
@@ -95,13 +95,11 @@ def test_the_api_says_busy_too(held: tuple[Path, Path], tmp_path: Path) -> None:
         safelink.install([small_wheel(tmp_path)], venv, lock_timeout=0.1)
 
 
-def test_verify_and_repair_of_a_path_that_is_not_there(tmp_path: Path, cache_dir: Path) -> None:
-    """Locking a typo'd environment must not create a file there."""
+def test_locking_a_path_that_is_not_an_environment_creates_nothing(tmp_path: Path) -> None:
     typo = tmp_path / "typo"
-    for command in ("verify", "repair"):
-        proc = run_cli(command, "--env", str(typo))
-        assert_one_line_error(proc, f"{typo} does not exist")
-        assert not typo.exists()
+    with pytest.raises(FileNotFoundError), env_lock(str(typo), 0.1):
+        pass
+    assert not typo.exists()
 
 
 @pytest.mark.parametrize(
