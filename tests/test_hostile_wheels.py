@@ -17,7 +17,6 @@ import re
 import stat
 import struct
 import subprocess
-import sys
 import unicodedata
 import warnings
 import zipfile
@@ -761,14 +760,6 @@ def _append_row(record: Path, path: str) -> None:
     os.chmod(record, mode)
 
 
-_NUL_ON_310 = pytest.mark.xfail(
-    sys.version_info < (3, 11),
-    strict=True,
-    reason="Python 3.10's csv module raises csv.Error ('line contains NUL') and "
-    "_uninstall.record_paths does not catch it: a traceback instead of one line",
-)
-
-
 @pytest.mark.parametrize(
     "row",
     [
@@ -777,7 +768,7 @@ _NUL_ON_310 = pytest.mark.xfail(
         "absolute",
         "env-root",
         "deep",
-        pytest.param("nul", marks=_NUL_ON_310),
+        "nul",
     ],
 )
 def test_uninstall_refuses_record_outside(box: Box, row: str) -> None:

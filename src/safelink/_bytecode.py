@@ -27,16 +27,13 @@ from ._fsops import rmtree
 from ._guard import FINGERPRINT_MTIME_NS, seal_path
 from ._link import Job, Linker
 from ._lock import file_lock
-from ._record import hash_of
+from ._record import PycRow, hash_of
 from .errors import SafelinkError
 from .strategies import DirPair, close_dir, open_dir
 
 if TYPE_CHECKING:
     from ._report import InstallReport
     from ._transaction import Transaction
-
-PycRow = tuple[str, str, int, str]
-"""(scheme, path under the scheme root, size, RECORD hash)."""
 
 _SCRIPT = r"""
 import importlib.util, json, os, py_compile, sys

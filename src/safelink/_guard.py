@@ -34,7 +34,6 @@ from .errors import CacheCorrupt
 
 if TYPE_CHECKING:
     from ._cache import Entry
-    from ._plan import LinkRow, Plan
 
 
 class Guard(str, enum.Enum):
@@ -86,18 +85,6 @@ def seal_path(path: str, mode: int) -> None:
     os.utime(path, ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS))
 
 
-def find_row(plan: Plan, member: str) -> LinkRow:
-    """The plan row of a cached file, by its exact path under ``files/``."""
-    for rows in plan.links.values():
-        for row in rows:
-            if row[0] == member:
-                return row
-    for src, _dst, digest in plan.shebang_scripts:
-        if src == member:
-            return (src, src, 0, digest, True)
-    raise KeyError(member)
-
-
 def heal(entry: Entry, member: str, wheel: str | None = None) -> None:
     """Replace one cached file with a pristine copy from the wheel (new inode).
 
@@ -106,7 +93,7 @@ def heal(entry: Entry, member: str, wheel: str | None = None) -> None:
     """
     plan = entry.plan
     source = wheel or plan.source
-    row = find_row(plan, member)
+    row = plan.member_row(member)
     algo, _, want = row[3].partition("=")
     try:
         import zipfile

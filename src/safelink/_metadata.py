@@ -7,12 +7,9 @@ temporary name and renamed into place: never written through a link.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import threading
-from typing import TYPE_CHECKING
 
 from ._atomic import replacing
 from ._cache import Entry
@@ -20,11 +17,7 @@ from ._environment import Target
 from ._fsops import write_all
 from ._hooks import crash_point
 from ._plan import Plan
-from ._record import hash_of
-
-if TYPE_CHECKING:
-    from ._bytecode import PycRow
-
+from ._record import PycRow, hash_of, render_record
 
 _URI_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~/")
 
@@ -152,10 +145,7 @@ def finalize(
         rows.append((prefix(scheme) + rel, digest, str(size)))
 
     rows.append((f"{plan.dist_info}/RECORD", "", ""))
-    buf = io.StringIO()
-    buf.writelines(record_parts)
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerows(rows)
+    text = "".join(record_parts) + render_record(rows)
     crash_point("before-record")
-    _write_fresh(os.path.join(dist_info, "RECORD"), buf.getvalue().encode(), 0o666 & ~umask)
+    _write_fresh(os.path.join(dist_info, "RECORD"), text.encode(), 0o666 & ~umask)
     return written + 1

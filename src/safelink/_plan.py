@@ -13,7 +13,10 @@ import json
 import marshal
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
+
+from ._record import render_record
 
 if TYPE_CHECKING:
     from ._wheel import WheelInfo
@@ -89,8 +92,29 @@ class Plan:
             entry_points=[tuple(e) for e in d["entry_points"]],  # type: ignore[misc]
             source=d.get("source", ""),
             nfiles=d["nfiles"],
-            record=d.get("record") or render_record(d["links"]),
+            record=d.get("record") or render_links(d["links"]),
         )
+
+    @cached_property
+    def _by_member(self) -> dict[str, LinkRow]:
+        out = {r[0]: r for rows in self.links.values() for r in rows}
+        for src, _dst, digest in self.shebang_scripts:
+            out[src] = (src, src, 0, digest, True)
+        return out
+
+    @cached_property
+    def _by_destination(self) -> dict[tuple[str, str], LinkRow]:
+        return {(scheme, r[1]): r for scheme, rows in self.links.items() for r in rows}
+
+    def member_row(self, member: str) -> LinkRow:
+        """The row of archive member *member*, by exact name (``KeyError`` if none).
+        A ``#!python`` script (written fresh, never linked) has size 0 and itself as
+        destination: only its source and hash are meaningful."""
+        return self._by_member[member]
+
+    def linked_at(self, scheme: str, destination: str) -> LinkRow | None:
+        """The linked file installed at *destination* under *scheme*'s root, by exact path."""
+        return self._by_destination.get((scheme, destination))
 
     def destinations(self) -> dict[str, list[str]]:
         """Every file this plan puts in each scheme (for rollback and conflicts)."""
@@ -103,17 +127,9 @@ class Plan:
         return out
 
 
-def render_record(links: dict[str, list[Any]]) -> dict[str, str]:
-    """RECORD lines (``path,hash,size``) per scheme, quoted as the csv module does."""
-    import csv
-    import io
-
-    out = {}
-    for scheme, rows in links.items():
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows((r[1], r[3], r[2]) for r in rows)
-        out[scheme] = buf.getvalue()
-    return out
+def render_links(links: dict[str, list[LinkRow]]) -> dict[str, str]:
+    """RECORD lines (``path,hash,size``) of the linked files, per scheme."""
+    return {s: render_record((r[1], r[3], r[2]) for r in rows) for s, rows in links.items()}
 
 
 _MARSHAL_MAGIC = f"safelink-plan-{PLAN_FORMAT}"
@@ -188,5 +204,5 @@ def make_plan(info: WheelInfo, sha256: str, shebang: set[str], source: str) -> P
         entry_points=[(e.name, e.module, e.attr, e.section) for e in info.entry_points],
         source=source,
         nfiles=nfiles,
-        record=render_record(links),  # type: ignore[arg-type]
+        record=render_links(links),
     )

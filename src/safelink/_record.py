@@ -1,13 +1,56 @@
 """The RECORD format (PEP 376 / the wheel spec): digests, rows, parsing and rendering.
 
 One home for the format, so that admission, metadata writing, verify and uninstall
-encode and check hashes the same way.
+encode and check hashes, read rows and quote paths the same way.
+
+Reading is strict and the same on every Python version: RECORD is untrusted input
+(the wheel's own, and an installed one that any installer or wheel may have
+written). The parser here is a small, exact CSV reader (the excel dialect that
+``csv.writer`` produces) rather than the ``csv`` module, whose handling of NUL
+bytes, bare carriage returns and field sizes changed between 3.10 and 3.13.
+Rendering quotes exactly the fields that need it, so every name admission accepts
+reads back as itself, here and in ``csv`` readers (pip's, installer's).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import re
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from .errors import SafelinkError
+
+FIELD_LIMIT = 131072
+"""Longest field accepted (the ``csv`` module's default limit)."""
+
+MAX_RECORD_BYTES = 256 * 1024**2
+"""Largest installed RECORD read (a 100,000-file distribution's is ~15 MB)."""
+
+PycRow = tuple[str, str, int, str]
+"""A bytecode file's row, positional because it is stored (the ``pyc`` manifest):
+(scheme, path under the scheme root, size, RECORD hash)."""
+
+
+class RecordRow(NamedTuple):
+    """One row as written: path, hash (``algo=digest`` or empty), size (decimal or empty)."""
+
+    path: str
+    hash: str
+    size: str
+
+
+class InstalledRow(NamedTuple):
+    """One row of an installed RECORD, checked: *size* is None when the row has none."""
+
+    path: str
+    hash: str
+    size: int | None
+
+
+class MalformedRecord(ValueError):
+    """RECORD text that is not three CSV fields per row; the message says where and why."""
 
 
 def encode_digest(raw: bytes) -> str:
@@ -18,3 +61,152 @@ def encode_digest(raw: bytes) -> str:
 def hash_of(data: bytes) -> str:
     """The ``sha256=...`` RECORD hash of *data*."""
     return "sha256=" + encode_digest(hashlib.sha256(data).digest())
+
+
+def file_digest(path: str, algo: str) -> str:
+    """The encoded *algo* digest of the file at *path* (``ValueError``: unknown algo)."""
+    h = hashlib.new(algo)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return encode_digest(h.digest())
+
+
+def size_of(field: str) -> int | None:
+    """A size field as a number, or None unless it is plain ASCII digits.
+
+    ``int()`` accepts Arabic-Indic digits, ``'²'.isdigit()`` is true: neither is a size.
+    """
+    if field.isascii() and field.isdigit():
+        return int(field)
+    return None
+
+
+_HASH = re.compile(r"[A-Za-z0-9_]+=[A-Za-z0-9_-]+")
+_QUOTED = re.compile(r'"([^"]*(?:""[^"]*)*)"')
+_BARE = re.compile(r'[^,"\r\n]*')
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def parse_record(text: str) -> list[RecordRow]:
+    """Rows of RECORD *text*; blank lines are skipped.
+
+    A row ends at ``\\n``, ``\\r\\n`` or ``\\r`` outside quotes; a field is bare (no
+    ``,``, ``"``, CR or LF) or quoted with ``""`` for a quote. Anything else, a row
+    without exactly three fields or a field over :data:`FIELD_LIMIT` characters
+    raises :class:`MalformedRecord`.
+    """
+    if '"' not in text:  # nearly every RECORD: no quoting, so rows are lines split at commas
+        return _parse_plain(text)
+    rows: list[RecordRow] = []
+    pos, end, line = 0, len(text), 1
+    while pos < end:
+        fields: list[str] = []
+        first = line
+        while True:
+            m = _QUOTED.match(text, pos)
+            if m is not None:
+                value = m.group(1).replace('""', '"')
+                line += value.count("\n") + value.count("\r") - value.count("\r\n")
+            else:
+                m = _BARE.match(text, pos)
+                assert m is not None  # matches the empty string
+                value = m.group()
+            if len(value) > FIELD_LIMIT:
+                raise MalformedRecord(f"line {first}: a field is longer than {FIELD_LIMIT:,}")
+            fields.append(value)
+            pos = m.end()
+            if pos >= end:
+                break
+            c = text[pos]
+            if c == ",":
+                pos += 1
+                continue
+            if c == "\n" or c == "\r":
+                pos += 2 if text.startswith("\r\n", pos) else 1
+                line += 1
+                break
+            raise MalformedRecord(f"line {line}: stray quote")
+        if fields == [""]:
+            continue
+        if len(fields) != 3:
+            raise MalformedRecord(
+                f"row at line {first} has {len(fields)} fields, expected path,hash,size"
+            )
+        rows.append(RecordRow(*fields))
+    return rows
+
+
+def _parse_plain(text: str) -> list[RecordRow]:
+    rows: list[RecordRow] = []
+    for n, line in enumerate(_LINE_END.split(text), 1):
+        if not line:
+            continue
+        fields = line.split(",")
+        if len(fields) != 3:
+            raise MalformedRecord(
+                f"row at line {n} has {len(fields)} fields, expected path,hash,size"
+            )
+        if len(line) > FIELD_LIMIT and max(map(len, fields)) > FIELD_LIMIT:
+            raise MalformedRecord(f"line {n}: a field is longer than {FIELD_LIMIT:,}")
+        rows.append(RecordRow(*fields))
+    return rows
+
+
+def _field(value: str) -> str:
+    if _NEEDS_QUOTES.search(value):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def render_record(rows: Iterable[tuple[str, str, int | str]]) -> str:
+    """RECORD text for *rows* of (path, hash, size): ``\\n`` line ends, a field quoted
+    only when it holds a comma, quote, CR or LF (as ``csv.writer`` does)."""
+    return "".join(f"{_field(p)},{_field(h)},{s}\n" for p, h, s in rows)
+
+
+def check_paths_unique(paths: Iterable[str], where: str) -> None:
+    """Raise :class:`SafelinkError` if a path occurs twice: a RECORD never lists a
+    file twice (uninstall and verify would act on it twice, or on the wrong one)."""
+    seen: set[str] = set()
+    for p in paths:
+        if p in seen:
+            from ._names import shown
+
+            raise SafelinkError(
+                f"{where}: two files would be installed at {shown(p)}",
+                "the wheel is inconsistent; nothing was changed",
+            )
+        seen.add(p)
+
+
+def read_installed(record: str, hint: str) -> list[InstalledRow]:
+    """The rows of the installed RECORD file *record*, checked: UTF-8, well-formed,
+    every hash ``algo=digest`` or empty, every size ASCII digits or empty.
+
+    Raises :class:`FileNotFoundError` when it is missing and :class:`SafelinkError`
+    (one line naming the file and the reason, then *hint*) when it is malformed.
+    """
+    from ._names import shown
+
+    with open(record, "rb") as f:
+        data = f.read(MAX_RECORD_BYTES + 1)
+    try:
+        if len(data) > MAX_RECORD_BYTES:
+            raise MalformedRecord(f"larger than {MAX_RECORD_BYTES:,} bytes")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedRecord(f"not UTF-8 (byte {exc.start})") from None
+        out: list[InstalledRow] = []
+        for row in parse_record(text):
+            size = size_of(row.size)
+            if row.size and size is None:
+                raise MalformedRecord(f"size {row.size!r} of {row.path!r} is not a number")
+            if row.hash and not _HASH.fullmatch(row.hash):
+                raise MalformedRecord(f"hash {row.hash!r} of {row.path!r} is not algo=digest")
+            out.append(InstalledRow(row.path, row.hash, size))
+        return out
+    except MalformedRecord as exc:
+        raise SafelinkError(f"malformed RECORD {shown(record)}: {exc}", hint) from None

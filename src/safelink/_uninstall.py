@@ -7,13 +7,14 @@ root, or nothing at all is removed.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._environment import Target
+from ._names import inside, installed_path, shown
+from ._record import read_installed
 from .errors import SafelinkError
 
 
@@ -51,36 +52,27 @@ def find_installed(target: Target, name: str) -> list[Installed]:
     return out
 
 
-def _inside(root: str, path: str) -> bool:
-    parent = os.path.realpath(os.path.dirname(path))
-    try:
-        return os.path.commonpath([root, parent]) == root
-    except ValueError:
-        return False
-
-
 def record_paths(target: Target, inst: Installed) -> list[str]:
     """Absolute paths the distribution's RECORD lists, all checked to be inside the target."""
     site = os.path.dirname(inst.dist_info)
     root = os.path.realpath(target.root)
     paths: list[str] = []
     try:
-        with open(os.path.join(inst.dist_info, "RECORD"), encoding="utf-8", newline="") as f:
-            rows = list(csv.reader(f))
+        rows = read_installed(
+            os.path.join(inst.dist_info, "RECORD"),
+            f"cannot uninstall {shown(inst.name)} safely; remove it by hand",
+        )
     except FileNotFoundError:
         raise SafelinkError(
-            f"{inst.dist_info} has no RECORD; cannot uninstall {inst.name} safely",
+            f"{shown(inst.dist_info)} has no RECORD; cannot uninstall {shown(inst.name)} safely",
             "remove it by hand",
         ) from None
     for row in rows:
-        if not row or not row[0]:
+        if not row.path:
             continue
-        rel = row[0]
-        if "\x00" in rel:
-            raise _escape(inst, rel)
-        path = os.path.normpath(os.path.join(site, rel))
-        if os.path.isabs(rel) or not _inside(root, path) or os.path.realpath(path) == root:
-            raise _escape(inst, rel)
+        path = installed_path(site, root, row.path)
+        if path is None:
+            raise _escape(inst, row.path)
         paths.append(path)
     paths.append(os.path.join(inst.dist_info, "RECORD"))
     return paths
@@ -88,9 +80,9 @@ def record_paths(target: Target, inst: Installed) -> list[str]:
 
 def _escape(inst: Installed, rel: str) -> SafelinkError:
     return SafelinkError(
-        f"RECORD of installed {inst.name} {inst.version} lists {rel!r}, outside the environment; "
-        "refusing to uninstall it",
-        f"inspect {inst.dist_info}/RECORD",
+        f"RECORD of installed {shown(inst.name)} {shown(inst.version)} lists {rel!r}, "
+        "outside the environment; refusing to uninstall it",
+        f"inspect {shown(inst.dist_info)}/RECORD",
     )
 
 
@@ -132,7 +124,7 @@ def remove_distribution(target: Target, inst: Installed, remove: Callable[[str],
         )
     }
     for d in sorted(dirs, key=lambda p: -p.count(os.sep)):
-        while os.path.realpath(d) not in keep and _inside(os.path.realpath(target.root), d):
+        while os.path.realpath(d) not in keep and inside(os.path.realpath(target.root), d):
             try:
                 os.rmdir(d)
             except OSError:

@@ -15,8 +15,6 @@ command line prints them.
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -25,10 +23,11 @@ from typing import Any
 from ._cache import Cache, Entry
 from ._environment import Target, flat_target, site_dirs_of, venv_target
 from ._lock import env_lock
+from ._names import installed_path
 from ._plan import LinkRow
-from ._record import encode_digest
+from ._record import InstalledRow, file_digest, read_installed
 from ._translate import translated
-from .errors import CacheCorrupt, TargetError
+from .errors import CacheCorrupt, SafelinkError, TargetError
 
 OUTSIDE = "RECORD path outside the environment"
 
@@ -65,14 +64,6 @@ class VerifyReport:
         }
 
 
-def _digest(path: str, algo: str) -> str:
-    h = hashlib.new(algo)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return encode_digest(h.digest())
-
-
 def _check(path: str, digest: str, size: int | None) -> str | None:
     algo, _, want = digest.partition("=")
     try:
@@ -84,7 +75,7 @@ def _check(path: str, digest: str, size: int | None) -> str | None:
     if size is not None and st.st_size != size:
         return f"size {st.st_size}, expected {size}"
     try:
-        if _digest(path, algo) != want:
+        if file_digest(path, algo) != want:
             return "content differs from RECORD"
     except (ValueError, OSError) as exc:
         return f"unreadable ({exc})"
@@ -153,15 +144,16 @@ def dist_infos(env: str) -> list[str]:
     return out
 
 
-def _rows(record: str) -> list[list[str]] | str:
+def _rows(record: str) -> list[InstalledRow] | str:
     """RECORD's rows, or why they cannot be read (it is untrusted input)."""
     try:
-        with open(record, encoding="utf-8", newline="") as f:
-            return list(csv.reader(f))
+        return read_installed(record, "reinstall the distribution")
     except FileNotFoundError:
         return "no RECORD"
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        return f"unreadable RECORD ({exc})"
+    except OSError as exc:
+        return f"unreadable RECORD ({exc.strerror})"
+    except SafelinkError as exc:
+        return exc.message
 
 
 def verify_env(env: str) -> list[Finding]:
@@ -177,25 +169,17 @@ def verify_env(env: str) -> list[Finding]:
             out.append(Finding("env", record, dist, rows))
             continue
         for row in rows:
-            if len(row) < 3 or not row[1] or not row[0]:
+            if not row.hash or not row.path:
                 continue
-            path = os.path.normpath(os.path.join(site, row[0]))
-            if "\x00" in path or not _inside(root, path):
-                out.append(Finding("env", path, dist, OUTSIDE))
+            path = installed_path(site, root, row.path)
+            if path is None:
+                shown_path = os.path.normpath(os.path.join(site, row.path.replace("\x00", "")))
+                out.append(Finding("env", shown_path, dist, OUTSIDE))
                 continue
-            size = int(row[2]) if row[2].isascii() and row[2].isdigit() else None
-            reason = _check(path, row[1], size)
+            reason = _check(path, row.hash, row.size)
             if reason:
                 out.append(Finding("env", path, dist, reason))
     return out
-
-
-def _inside(root: str, path: str) -> bool:
-    parent = os.path.realpath(os.path.dirname(path))
-    try:
-        return os.path.commonpath([root, parent]) == root
-    except ValueError:
-        return False
 
 
 def known_envs(cache: Cache) -> list[str]:

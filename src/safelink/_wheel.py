@@ -9,8 +9,6 @@ and sizes are checked while the members are streamed into the cache (see
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import stat
 import unicodedata
@@ -18,7 +16,6 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from email.parser import HeaderParser
-from pathlib import PurePosixPath
 
 from packaging.tags import Tag
 from packaging.utils import (
@@ -29,6 +26,8 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
+from ._names import REFUSED, check_entry_point_name, check_member_name, shown
+from ._record import MalformedRecord, parse_record, size_of
 from .errors import InvalidWheel, UnsafeWheel, WheelTooLarge
 
 SCHEMES = ("purelib", "platlib", "scripts", "headers", "data")
@@ -42,9 +41,6 @@ ALLOWED_HASHES = frozenset(
 DEFAULT_MAX_UNPACKED = 8 * 1024**3
 """Zip-bomb cap on the declared unpacked size of one wheel (override: ``max_unpacked``)."""
 
-MAX_NAME_BYTES = 255
-"""Longest path component (UTF-8 bytes) any common filesystem accepts."""
-
 _COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
 """Compression methods we decompress. Every real wheel uses these two; refusing the
 others (bzip2, lzma, ...) keeps their decoders and error paths out of reach."""
@@ -57,9 +53,6 @@ _FILE_KINDS = {
     stat.S_IFSOCK: "a socket",
 }
 
-_DRIVE = re.compile(r"^.:", re.DOTALL)
-"""A drive prefix: Windows parses any one character before ':' as a drive (``0:x``)."""
-_SCRIPT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
 _ENTRY_VALUE = re.compile(
     r"^(?P<module>[\w.]+)\s*(:\s*(?P<attrs>[\w.]+)\s*)?(?P<extras>\[.*\])?\s*$"
 )
@@ -105,47 +98,7 @@ class WheelInfo:
 
 
 def _unsafe(filename: str, member: str, why: str) -> UnsafeWheel:
-    return UnsafeWheel(
-        f"{filename}: unsafe member {member!r}: {why}",
-        "refusing the whole wheel; nothing was written",
-    )
-
-
-def _check_name(filename: str, name: str, what: str = "member") -> list[str]:
-    """Return *name* as a safe relative path, or raise :class:`UnsafeWheel`.
-
-    Rejects what could land outside the target on any OS: absolute paths,
-    drive letters, backslashes (a separator on Windows), ``..``/``.``/empty
-    components and NUL bytes; also components no filesystem can store.
-    *what* names the source in the message (``member`` or ``RECORD path``).
-    """
-
-    def unsafe(why: str) -> UnsafeWheel:
-        return UnsafeWheel(
-            f"{filename}: unsafe {what} {name!r}: {why}",
-            "refusing the whole wheel; nothing was written",
-        )
-
-    if "\x00" in name:
-        raise unsafe("contains a NUL byte")
-    if "\\" in name:
-        raise unsafe("contains a backslash")
-    if name.startswith("/"):
-        raise unsafe("is an absolute path")
-    if _DRIVE.match(name):
-        raise unsafe("starts with a drive prefix")
-    parts = name[:-1].split("/") if name.endswith("/") else name.split("/")
-    for part in parts:
-        if part in ("", ".", ".."):
-            raise unsafe("has an empty, '.' or '..' path component")
-        if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-            raise unsafe(f"has a path component longer than {MAX_NAME_BYTES} bytes")
-    return parts
-
-
-def check_member_name(filename: str, name: str, what: str = "member") -> PurePosixPath:
-    """Return *name* as a safe relative path, or raise :class:`UnsafeWheel`."""
-    return PurePosixPath(*_check_name(filename, name, what))
+    return UnsafeWheel(f"{shown(filename)}: unsafe member {member!r}: {why}", REFUSED)
 
 
 def _special_kind(info: zipfile.ZipInfo) -> str | None:
@@ -176,9 +129,9 @@ def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> 
     for info in zf.infolist():
         raw = info.filename
         # zipfile cuts names at a NUL byte; the name as stored is what counts.
-        _check_name(filename, raw)
+        check_member_name(filename, raw)
         if info.orig_filename != raw:
-            _check_name(filename, info.orig_filename)
+            check_member_name(filename, info.orig_filename)
         kind = _special_kind(info)
         if kind is not None:
             raise _unsafe(filename, raw, f"is {kind}, not a regular file")
@@ -249,29 +202,26 @@ def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> 
 
     record_path = f"{dist_info}/RECORD"
     record = _read_text(zf, infos, filename, record_path)
-    rows: dict[str, tuple[str, str, int]] = {}
     try:
-        for row in csv.reader(io.StringIO(record)):
-            if not row:
-                continue
-            if len(row) != 3:
-                raise InvalidWheel(f"{filename}: malformed RECORD row {row!r}")
-            path, digest, size = row
-            if path in rows:
-                raise InvalidWheel(f"{filename}: RECORD lists {path!r} twice")
-            _check_name(filename, path, "RECORD path")
-            if path == record_path or path.startswith(f"{dist_info}/RECORD."):
-                continue
-            algo, sep, hexdigest = digest.partition("=")
-            if not sep or not hexdigest or not (size.isascii() and size.isdigit()):
-                raise InvalidWheel(f"{filename}: RECORD row for {path!r} lacks a hash or size")
-            if algo not in ALLOWED_HASHES:
-                raise InvalidWheel(
-                    f"{filename}: RECORD uses weak or unknown hash {algo!r} for {path!r}"
-                )
-            rows[path] = (algo, hexdigest, int(size))
-    except csv.Error as exc:
-        raise InvalidWheel(f"{filename}: malformed RECORD: {exc}") from None
+        parsed = parse_record(record)
+    except MalformedRecord as exc:
+        raise InvalidWheel(f"{filename}: malformed RECORD {exc}") from None
+    rows: dict[str, tuple[str, str, int]] = {}
+    for path, digest, size_field in parsed:
+        if path in rows:
+            raise InvalidWheel(f"{filename}: RECORD lists {path!r} twice")
+        check_member_name(filename, path, "RECORD path")
+        if path == record_path or path.startswith(f"{dist_info}/RECORD."):
+            continue
+        algo, sep, hexdigest = digest.partition("=")
+        size = size_of(size_field)
+        if not sep or not hexdigest or size is None:
+            raise InvalidWheel(f"{filename}: RECORD row for {path!r} lacks a hash or size")
+        if algo not in ALLOWED_HASHES:
+            raise InvalidWheel(
+                f"{filename}: RECORD uses weak or unknown hash {algo!r} for {path!r}"
+            )
+        rows[path] = (algo, hexdigest, size)
 
     members: list[Member] = []
     for raw, info in infos.items():
@@ -343,11 +293,7 @@ def parse_entry_points(filename: str, text: str) -> tuple[EntryPoint, ...]:
         if not parser.has_section(section):
             continue
         for ep_name, value in parser.items(section):
-            if not _SCRIPT_NAME.match(ep_name) or ep_name in (".", ".."):
-                raise UnsafeWheel(
-                    f"{filename}: entry point name {ep_name!r} is not a plain file name",
-                    "refusing the whole wheel; nothing was written",
-                )
+            check_entry_point_name(filename, ep_name)
             match = _ENTRY_VALUE.match(value)
             if not match or not match.group("attrs"):
                 raise InvalidWheel(f"{filename}: bad entry point {ep_name} = {value!r}")

@@ -1,0 +1,116 @@
+"""Untrusted names and paths: one rule for each, used by admission, uninstall and verify.
+
+A wheel's member names, the paths in a RECORD (the wheel's own, or an installed
+one that any installer or wheel may have written), entry-point names and the
+wheel's file name are all chosen by whoever made the input. This module decides
+which of them are acceptable, whether a path stays inside an environment, and
+how a name is shown in a message so that it cannot forge lines on a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from .errors import UnsafeWheel
+
+MAX_NAME_BYTES = 255
+"""Longest path component (UTF-8 bytes) any common filesystem accepts."""
+
+MAX_DEPTH = 256
+"""Most path components a member name may have. Real wheels stay far below it
+(the deepest in a corpus of popular wheels has 13); trees thousands of levels deep
+only exist to exhaust recursion limits and path buffers."""
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""Characters no member name may contain: C0 controls (newline, carriage return,
+escape, ...), DEL, C1 controls (U+0085 is a line break, U+009B a terminal escape)
+and the two Unicode line separators. A bare carriage return splits a RECORD row in
+Python's csv module before 3.13; the rest rewrite a terminal's lines."""
+_DRIVE = re.compile(r"^.:", re.DOTALL)
+"""A drive prefix: Windows parses any one character before ':' as a drive (``0:x``)."""
+_SCRIPT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
+
+REFUSED = "refusing the whole wheel; nothing was written"
+
+
+def shown(name: str) -> str:
+    """*name* as it may appear in a message: printable characters as they are, anything
+    else (newline, carriage return, escape, bidi controls, undecodable bytes) as a
+    Python escape. A name from a wheel can then never start a new line, move the
+    cursor or recolour the terminal."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+
+
+def name_problem(name: str) -> str | None:
+    """Why *name* is not a safe relative POSIX path for a wheel member, or None.
+
+    Refuses what could land outside the target on any OS (absolute paths, drive
+    letters, backslashes, ``..``), components no filesystem can store (empty,
+    ``.``, NUL, longer than 255 bytes), control characters and trees deeper than
+    :data:`MAX_DEPTH`. A trailing ``/`` (a directory member) is allowed.
+    """
+    if "\x00" in name:
+        return "contains a NUL byte"
+    bad = _CONTROL.search(name)
+    if bad:
+        return f"contains the control character {repr(bad.group())[1:-1]}"
+    if "\\" in name:
+        return "contains a backslash"
+    if name.startswith("/"):
+        return "is an absolute path"
+    if _DRIVE.match(name):
+        return "starts with a drive prefix"
+    parts = name[:-1].split("/") if name.endswith("/") else name.split("/")
+    if len(parts) > MAX_DEPTH:
+        return f"is nested {len(parts)} levels deep, more than {MAX_DEPTH}"
+    for part in parts:
+        if part in ("", ".", ".."):
+            return "has an empty, '.' or '..' path component"
+        if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            return f"has a path component longer than {MAX_NAME_BYTES} bytes"
+    return None
+
+
+def check_member_name(filename: str, name: str, what: str = "member") -> None:
+    """Raise :class:`UnsafeWheel` unless *name* is a safe member name (see
+    :func:`name_problem`). *what* names the source (``member`` or ``RECORD path``)."""
+    why = name_problem(name)
+    if why is not None:
+        raise UnsafeWheel(f"{shown(filename)}: unsafe {what} {name!r}: {why}", REFUSED)
+
+
+def check_entry_point_name(filename: str, name: str) -> None:
+    """Raise :class:`UnsafeWheel` unless *name* can be a script's file name as it is."""
+    if not _SCRIPT_NAME.match(name) or name in (".", ".."):
+        raise UnsafeWheel(
+            f"{shown(filename)}: entry point name {name!r} is not a plain file name", REFUSED
+        )
+
+
+def inside(root: str, path: str) -> bool:
+    """Is *path*'s parent directory, with symlinks resolved, *root* or below it?
+
+    *root* must already be a real path. The last component is not resolved: a
+    symlink inside the environment is removed as a link, never followed.
+    """
+    parent = os.path.realpath(os.path.dirname(path))
+    try:
+        return os.path.commonpath([root, parent]) == root
+    except ValueError:  # different drives, or a mix of absolute and relative
+        return False
+
+
+def installed_path(site: str, root: str, rel: str) -> str | None:
+    """The absolute path of an installed RECORD's path *rel* (relative to *site*, the
+    directory that holds the ``.dist-info``), or None when it is not a file inside the
+    environment *root* (a real path): absolute, NUL, the root itself, or anything
+    whose directory resolves outside it (``..``, a symlinked directory)."""
+    if not rel or "\x00" in rel or os.path.isabs(rel):
+        return None
+    path = os.path.normpath(os.path.join(site, rel))
+    if not inside(root, path) or os.path.realpath(path) == root:
+        return None
+    return path
