@@ -115,7 +115,7 @@ def test_one_venv_short_timeout_fails_cleanly(tmp_path: Path, bulk: Path) -> Non
     assert ok, [p.stderr for p in procs]
     for p in procs:
         if p.returncode == 0:
-            assert p.stdout.startswith("Installed 1 wheel, 1,00"), p.stdout
+            assert p.stdout.startswith(f"Installed 1 wheel into {venv}, 1,00"), p.stdout
         else:
             line = assert_one_line_error(p, BUSY, "waited 0.2 s")
             assert str(venv) in line

@@ -250,7 +250,8 @@ def test_report_fields(tmp_path: Path, cache_dir: Path) -> None:
     assert all(v >= 0 for v in first.timings.values())
     assert first.timings["total"] >= first.timings["admit"]
     assert re.fullmatch(
-        r"Installed 2 wheels, [\d,]+ files in \d+\.\d\d s \(hardlink 13, written \d+\)",
+        rf"Installed 2 wheels into {re.escape(str(tmp_path / 'a'))}, [\d,]+ files in \d+\.\d\d s "
+        r"\(hardlink 13, written \d+\)",
         first.summary(),
     )
     assert [w.admitted for w in first.wheels] == [True, True]

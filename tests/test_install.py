@@ -75,7 +75,7 @@ def test_summary_line_counts_modes(tmp_path: Path, cache_dir: Path, new_venv: Pa
         "install", "--python", str(new_venv), "--link-mode", "copy", str(whl), check=True
     )
     line = proc.stdout.strip()
-    assert line.startswith("Installed 1 wheel, 16 files in ")
+    assert line.startswith(f"Installed 1 wheel into {new_venv}, 16 files in ")
     assert "(copy 9, written 7)" in line
     proc = run_cli("install", "--python", str(new_venv), "--json", str(whl), check=True)
     data = json.loads(proc.stdout)

@@ -21,7 +21,8 @@ _EXPORTS = {
     "Target": "._environment",
     "resolve_target": "._environment",
     "Guard": "._guard",
-    "Progress": "._install",
+    "Progress": "._progress",
+    "ProgressCallback": "._progress",
     "install": "._install",
     "Fallback": "._policy",
     "InstalledWheel": "._report",
@@ -58,6 +59,7 @@ __all__ = [
     "LinkFailed",
     "NotInstalled",
     "Progress",
+    "ProgressCallback",
     "SafelinkError",
     "Strategy",
     "Target",
@@ -74,8 +76,9 @@ if TYPE_CHECKING:
     from ._cache import Cache, Entry
     from ._environment import Target, resolve_target
     from ._guard import Guard
-    from ._install import Progress, install
+    from ._install import install
     from ._policy import Fallback
+    from ._progress import Progress, ProgressCallback
     from ._report import InstalledWheel, InstallReport
     from ._uninstall import Installed, uninstall
     from .errors import (

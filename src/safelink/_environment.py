@@ -38,6 +38,9 @@ class Target:
     version: tuple[int, int]
     implementation: str = "cpython"
     free_threaded: bool = False
+    stdlib: str = ""
+    """The interpreter's standard library directory, where a PEP 668 ``EXTERNALLY-MANAGED``
+    marker would be; empty when not known (venvs, ``--prefix``, ``--target``)."""
     _tags: list[str] | None = field(default=None, compare=False, repr=False)
 
     def scheme_root(self, scheme: str, dist_name: str) -> str:
@@ -125,9 +128,18 @@ def venv_target(venv: str, cache_root: str | None = None) -> Target:
     )
 
 
+_PLACEHOLDER = "/@safelink-prefix@"
+"""Stands for the ``--prefix`` directory in the prefix scheme an interpreter reports."""
+
+_QUERY_FORMAT = 2
+
 _QUERY = r"""
-import json, sys, sysconfig
+import json, os, sys, sysconfig
+P = "/@safelink-prefix@"
 print(json.dumps({
+  "format": 2,
+  "prefix_paths": sysconfig.get_paths("nt" if os.name == "nt" else "posix_prefix",
+    vars={"base": P, "platbase": P, "installed_base": P, "installed_platbase": P}),
   "version": list(sys.version_info[:2]),
   "implementation": sys.implementation.name,
   "executable": sys.executable,
@@ -158,8 +170,10 @@ def _interpreter_info(python: str, cache_root: str | None) -> dict[str, object]:
     if cached:
         try:
             with open(cached, encoding="utf-8") as f:
-                return dict(json.load(f))
-        except (OSError, ValueError):
+                info = dict(json.load(f))
+            if info.get("format") == _QUERY_FORMAT:
+                return info
+        except (OSError, ValueError, TypeError):
             pass
     try:
         out = subprocess.run(
@@ -198,7 +212,17 @@ def query_interpreter(
         version=(int(version[0]), int(version[1])),
         implementation=str(info["implementation"]),
         free_threaded=bool(info.get("free_threaded")),
+        stdlib="" if is_venv else str(paths.get("stdlib", "")),
     )
+
+
+def prefix_scheme(python: str, cache_root: str | None = None) -> dict[str, str]:
+    """*python*'s own ``--prefix`` scheme (``platlibdir``: ``lib64`` on some platforms),
+    with :data:`_PLACEHOLDER` standing for the prefix."""
+    if os.path.isdir(python):
+        python = os.path.join(python, "Scripts" if _WINDOWS else "bin", "python")
+    info = _interpreter_info(python, cache_root)
+    return {str(k): str(v) for k, v in dict(info["prefix_paths"]).items()}  # type: ignore[call-overload]
 
 
 def python_target(python: str, cache_root: str | None = None) -> Target:
@@ -231,27 +255,42 @@ def current_target() -> Target:
         python=sys.executable,
         version=sys.version_info[:2],
         implementation=sys.implementation.name,
+        stdlib=paths["stdlib"],
     )
 
 
-def prefix_target(prefix: str, base: Target | None = None) -> Target:
-    """``--prefix DIR``: the interpreter's prefix scheme rooted at *DIR*."""
+def prefix_target(
+    prefix: str, base: Target | None = None, scheme: dict[str, str] | None = None
+) -> Target:
+    """``--prefix DIR``: an interpreter's prefix scheme rooted at *DIR*.
+
+    *scheme* is that interpreter's own scheme (:func:`prefix_scheme`); without
+    it, the running interpreter's is used (its ``sys.platlibdir``, ``lib64`` on
+    some platforms), for *base*'s Python version.
+    """
     base = base or current_target()
     prefix = os.path.abspath(prefix)
-    scheme = "nt" if _WINDOWS else "posix_prefix"
     v = f"{base.version[0]}.{base.version[1]}"
-    paths = sysconfig.get_paths(
-        scheme,
-        vars={
-            "base": prefix,
-            "platbase": prefix,
-            "installed_base": prefix,
-            "installed_platbase": prefix,
-            "py_version_short": v,
-            "platlibdir": "lib",
-            "abiflags": "t" if base.free_threaded else "",
-        },
-    )
+    if scheme is None:
+        scheme = sysconfig.get_paths(
+            "nt" if _WINDOWS else "posix_prefix",
+            vars={
+                "base": _PLACEHOLDER,
+                "platbase": _PLACEHOLDER,
+                "installed_base": _PLACEHOLDER,
+                "installed_platbase": _PLACEHOLDER,
+                "py_version_short": v,
+                "platlibdir": getattr(sys, "platlibdir", "lib"),
+                "abiflags": "t" if base.free_threaded else "",
+            },
+        )
+    paths = {
+        k: os.path.normpath(prefix + p[len(_PLACEHOLDER) :])
+        for k, p in scheme.items()
+        if p.startswith(_PLACEHOLDER)
+    }
+    if not {"purelib", "platlib", "scripts"} <= set(paths):
+        raise TargetError(f"{base.python}: unusual prefix scheme; cannot install with --prefix")
     return Target(
         kind="prefix",
         root=prefix,
@@ -286,6 +325,74 @@ def flat_target(directory: str, base: Target | None = None) -> Target:
     )
 
 
+def find_venv(start: str) -> str | None:
+    """A ``.venv`` (with ``pyvenv.cfg``) in *start* or the nearest parent that has one, as uv."""
+    d = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(d, ".venv")
+        if os.path.isfile(os.path.join(candidate, "pyvenv.cfg")):
+            return candidate
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
+
+
+def _on_path(*names: str) -> str | None:
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        for name in names:
+            path = os.path.join(d or ".", name + (".exe" if _WINDOWS else ""))
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                return path
+    return None
+
+
+def default_target(cache_root: str | None = None, *, system: bool = False) -> Target:
+    """The environment to use when none is named, chosen as pip and uv choose it.
+
+    An active ``VIRTUAL_ENV``, else a ``.venv`` in the working directory or a
+    parent; never the environment safelink itself happens to run from. With
+    *system*, the first ``python3`` (or ``python``) on ``PATH`` instead, as
+    ``uv pip install --system`` does. Raises :class:`TargetError` otherwise.
+    """
+    if system:
+        python = _on_path("python3", "python")
+        if python is None:
+            raise TargetError("--system: no python3 or python on PATH", "pass --python PATH")
+        return python_target(python, cache_root)
+    venv = os.environ.get("VIRTUAL_ENV")
+    if venv:
+        if not os.path.isfile(os.path.join(venv, "pyvenv.cfg")):
+            raise TargetError(
+                f"VIRTUAL_ENV={venv} is not a virtual environment (no pyvenv.cfg)",
+                "activate an existing venv or unset VIRTUAL_ENV",
+            )
+        return venv_target(venv, cache_root)
+    cwd = os.getcwd()
+    found = find_venv(cwd)
+    if found is not None:
+        return venv_target(found, cache_root)
+    raise TargetError(
+        f"no virtual environment found: VIRTUAL_ENV is not set and there is no .venv in {cwd} "
+        "or its parents",
+        "create one with 'python -m venv .venv', pass --python, --prefix or --target, "
+        "or --system to install into the interpreter on PATH",
+    )
+
+
+def check_externally_managed(target: Target) -> None:
+    """Refuse an interpreter whose distributor manages its packages (PEP 668)."""
+    if target.kind != "system" or not target.stdlib:
+        return
+    marker = os.path.join(target.stdlib, "EXTERNALLY-MANAGED")
+    if os.path.isfile(marker):
+        raise TargetError(
+            f"{target.python} is externally managed (PEP 668: {marker})",
+            "use a virtual environment ('python -m venv .venv'), "
+            "or --break-system-packages to install into it anyway",
+        )
+
+
 def resolve_target(
     target: Target | str | os.PathLike[str] | None = None,
     *,
@@ -293,8 +400,20 @@ def resolve_target(
     prefix: str | None = None,
     flat: str | None = None,
     cache_root: str | None = None,
+    system: bool = False,
+    break_system_packages: bool = False,
 ) -> Target:
-    """Pick the target from the options the CLI and API accept (at most one)."""
+    """Pick the target from the options the CLI and API accept (at most one).
+
+    A :class:`Target` is used as it is. Otherwise: *target* (a venv directory
+    or an interpreter), *python* (the same, or the interpreter whose scheme
+    *prefix* and *flat* use), *prefix* (``--prefix``), *flat* (``--target``);
+    with none of them, :func:`default_target` (an active ``VIRTUAL_ENV``, else
+    a ``.venv`` in the working directory or a parent, else *system*'s
+    interpreter on ``PATH``, else :class:`TargetError`). An interpreter that is
+    not a venv and is marked ``EXTERNALLY-MANAGED`` (PEP 668) is refused unless
+    *break_system_packages*.
+    """
     if isinstance(target, Target):
         return target
     chosen = [x for x in (target, prefix, flat) if x is not None]
@@ -303,13 +422,20 @@ def resolve_target(
     if target is not None:
         if python is not None:
             raise TargetError("choose either a venv target or --python")
-        return python_target(os.fspath(target), cache_root)
-    base = python_target(python, cache_root) if python else None
-    if prefix is not None:
-        return prefix_target(prefix, base)
-    if flat is not None:
-        return flat_target(flat, base)
-    return base or current_target()
+        tgt = python_target(os.fspath(target), cache_root)
+    elif prefix is not None:
+        base = python_target(python, cache_root) if python else None
+        scheme = prefix_scheme(python, cache_root) if python else None
+        tgt = prefix_target(prefix, base, scheme)
+    elif flat is not None:
+        tgt = flat_target(flat, python_target(python, cache_root) if python else None)
+    elif python is not None:
+        tgt = python_target(python, cache_root)
+    else:
+        tgt = default_target(cache_root, system=system)
+    if not break_system_packages:
+        check_externally_managed(tgt)
+    return tgt
 
 
 def site_dirs_of(root: str) -> list[str]:

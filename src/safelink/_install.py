@@ -18,8 +18,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import ClassVar
 
 from ._bytecode import compile_missing, link_bytecode
@@ -32,25 +31,13 @@ from ._lock import env_lock
 from ._log import warn
 from ._metadata import finalize
 from ._policy import decide, fallback_warning
+from ._progress import Progress, ProgressCallback, Reporter
 from ._report import InstalledWheel, InstallReport
 from ._transaction import Transaction, plan_paths, recover
 from ._translate import translated, unwritable_target
 from ._uninstall import find_installed, remove_distribution
 from .errors import IncompatibleWheel, SafelinkError
 from .strategies import DirPair, Strategy, close_dir, open_dir
-
-
-@dataclass(frozen=True)
-class Progress:
-    """An event for progress displays: *stage* is ``admit``, ``link`` or ``finalize``."""
-
-    stage: str
-    wheel: str
-    done: int
-    total: int
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 def _default_threads(nfiles: int) -> int:
@@ -86,18 +73,63 @@ def install(
     max_unpacked: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> InstallReport:
-    """Install *wheels* into *target* by linking them from the cache.
+    """Install *wheels* into an environment by linking them from the cache.
 
-    *target* is a :class:`Target`, a venv directory or interpreter path, or
-    ``None`` for the running interpreter's environment (an active
-    ``VIRTUAL_ENV`` wins); ``python``/``prefix``/``flat_target`` mirror the
-    CLI's ``--python``/``--prefix``/``--target``. *link_mode* is ``auto`` or
-    a registered strategy name. An explicit mode that cannot work between the
-    cache and the target raises :class:`~safelink.errors.LinkFailed` unless
-    *allow_fallback*; ``auto`` always falls back.
+    Args:
+        wheels: Paths of wheel files. safelink installs exactly these: it does
+            not resolve or download dependencies. Two wheels of one project are
+            an error.
+        target: Where to install: a :class:`Target`, a venv directory, or an
+            interpreter path. ``None`` means what the command line does with no
+            target option: the active ``VIRTUAL_ENV``, else a ``.venv`` in the
+            working directory or one of its parents, else
+            :class:`~safelink.errors.TargetError`. It is never the environment
+            the calling process happens to run in unless that is the one chosen
+            so; pass ``sys.executable`` to mean it. Use :func:`resolve_target` for
+            ``--system`` and ``--break-system-packages``; an interpreter marked
+            ``EXTERNALLY-MANAGED`` (PEP 668) is refused otherwise.
+        python: Like ``--python``: a venv directory or an interpreter; with
+            *prefix* or *flat_target*, the interpreter whose scheme and version
+            they use.
+        prefix: Like ``--prefix``: that interpreter's install scheme rooted at
+            this directory.
+        flat_target: Like ``--target``: everything flat in this directory.
+        cache: A :class:`Cache`, a cache directory, or ``None`` for
+            ``$SAFELINK_CACHE_DIR`` or the user cache directory.
+        link_mode: ``auto`` (probe once per pair of filesystems and pick), or
+            a registered strategy name (``clone``, ``hardlink``, ``copy``,
+            ``symlink``, a plugin's).
+        allow_fallback: Let an explicit *link_mode* fall back per file when it
+            cannot work; ``None`` means yes for ``auto`` and no otherwise (an
+            explicit mode that cannot work raises
+            :class:`~safelink.errors.LinkFailed`).
+        guard: ``off``, ``check`` (one ``stat`` per cached file before it is
+            linked; a file modified through a hardlink is restored first) or
+            ``strict`` (``check``, and hardlinks only when the cache and the
+            target belong to the caller).
+        compile_bytecode: Byte-compile the modules, like ``pip install``
+            (once per cache entry and Python version, then linked).
+        force: Install even if the wheel's tags do not match the target
+            interpreter.
+        requested: Write ``REQUESTED`` (the user asked for this distribution,
+            as opposed to a dependency).
+        lock_timeout: Seconds to wait for another safelink process using the
+            environment (default ``$SAFELINK_LOCK_TIMEOUT`` or 120); then
+            :class:`~safelink.errors.EnvironmentBusy`.
+        threads: Link workers; default one below 4,000 files, else two on a
+            multi-core machine (``$SAFELINK_THREADS``).
+        max_unpacked: Refuse a wheel that unpacks to more bytes than this
+            (default 8 GiB): :class:`~safelink.errors.WheelTooLarge`.
+        progress: A :data:`ProgressCallback`, called with :class:`Progress`
+            events: ``admit`` (wheels), ``link`` (files, done/total as they are
+            placed) and ``finalize`` (wheels).
 
-    Raises a :class:`~safelink.errors.SafelinkError` subclass on any failure,
-    after leaving the environment exactly as it was.
+    Returns:
+        An :class:`InstallReport`.
+
+    Raises:
+        SafelinkError: A subclass, on any failure, after leaving the
+            environment exactly as it was.
     """
     t0 = time.perf_counter()
     guard = Guard(guard)
@@ -155,9 +187,17 @@ def _admit_all(
     release the GIL). The first failure, in argument order, is the one raised.
     Progress events come from the calling thread, one per wheel as it is ready."""
 
+    live = Reporter(progress if getattr(progress, "from_workers", False) else None, "admit",
+                    len(paths))
+
     def admit(path: str) -> tuple[str, Entry, bool]:
         entry, admitted = cache.admit_status(path, max_unpacked=max_unpacked)
         return path, entry, admitted
+
+    def admit_live(path: str) -> bool:
+        did = admit(path)[2]
+        live.add(1, os.path.basename(path))
+        return did
 
     def report(i: int, path: str) -> None:
         if progress:
@@ -179,7 +219,8 @@ def _admit_all(
         order = by_size[0::2] + by_size[1::2]
         unpacked = set()
         try:
-            done = split_run(order, lambda p: admit(p)[2])
+            live.add(len(paths) - len(cold))
+            done = split_run(order, admit_live)
         except Exception:
             done = []  # admit again below, in argument order: the first bad wheel speaks
         for path, did in zip(order, done, strict=False):
@@ -301,8 +342,9 @@ def _install_locked(
             )
             if crash_armed("link-after"):
                 _arm_link_crash(linker)
-            if progress:
-                progress(Progress("link", "", 0, nfiles))
+            linking = Reporter(progress, "link", nfiles)
+            linking.start()
+            linker.progress = linking.add if progress else None
             stats = linker.run(jobs)
         finally:
             for fd in fds:
@@ -318,9 +360,9 @@ def _install_locked(
         t2 = time.perf_counter()
         if compile_bytecode:
             compile_missing(cache, tgt, [e for _p, e, _a in entries])
-        for (path, entry, admitted), plan in zip(entries, plans, strict=True):
+        for i, ((path, entry, admitted), plan) in enumerate(zip(entries, plans, strict=True)):
             if progress:
-                progress(Progress("finalize", plan.filename, 0, 1))
+                progress(Progress("finalize", plan.filename, i, len(plans)))
             pycs = (
                 link_bytecode(tgt, cache, entry, linker.chain_names, report, txn)
                 if compile_bytecode

@@ -80,6 +80,8 @@ class Linker:
         self.threads = threads
         self.stats = LinkStats()
         self._lock = threading.Lock()
+        self.progress: Callable[[int], None] | None = None
+        """Told how many more files are in place after each chunk (in either process)."""
 
     @property
     def chain_names(self) -> list[str]:
@@ -104,8 +106,12 @@ class Linker:
             for job in {id(t[0]): t[0] for t in tasks}.values():
                 _make_dirs(job)
             with ThreadPoolExecutor(self.threads, thread_name_prefix="safelink-link") as pool:
-                for counts in pool.map(lambda t: self._run_chunk(*t), tasks):
+                for task, counts in zip(
+                    tasks, pool.map(lambda t: self._run_chunk(*t), tasks), strict=True
+                ):
                     self._merge(counts)
+                    if self.progress is not None:
+                        self.progress(task[2] - task[1])
         return self.stats
 
     def _run_tasks(self, tasks: Sequence[tuple[Job, int, int]]) -> None:
@@ -116,6 +122,8 @@ class Linker:
                 made.add(id(job))
                 _make_dirs(job)
             self._merge(self._run_chunk(*task))
+            if self.progress is not None:
+                self.progress(task[2] - task[1])
 
     def _run_forked(self, tasks: list[tuple[Job, int, int]]) -> None:
         """Link the second half of the files in a forked copy of this process.

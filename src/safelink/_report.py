@@ -54,7 +54,7 @@ class InstallReport:
             modes["written"] = self.fresh_files
         parts = ", ".join(f"{k} {v:,}" for k, v in sorted(modes.items(), key=lambda kv: -kv[1]))
         line = (
-            f"Installed {n} wheel{'s' if n != 1 else ''}, {self.files:,} files "
+            f"Installed {n} wheel{'s' if n != 1 else ''} into {self.target}, {self.files:,} files "
             f"in {self.seconds:.2f} s ({parts})"
         )
         if self.healed:

@@ -29,11 +29,58 @@ def filename_tags(filename: str) -> set[str] | None:
     return {f"{py}-{abi}-{plat}" for py in pys for abi in abis for plat in plats}
 
 
+def _libc() -> str:
+    """The C library's identity: what ``manylinux``/``musllinux`` tags depend on."""
+    if not sys.platform.startswith("linux"):
+        return ""
+    try:
+        glibc = os.confstr("CS_GNU_LIBC_VERSION")
+    except (ValueError, OSError, AttributeError):
+        glibc = None
+    if glibc:
+        return glibc
+    import glob
+
+    for loader in sorted(glob.glob("/lib/ld-musl-*.so.1")):  # musl: its loader is the libc
+        try:
+            st = os.stat(loader)
+        except OSError:
+            continue
+        return f"musl {loader} {st.st_size} {st.st_mtime_ns}"
+    return "unknown libc"
+
+
+def _os_version() -> str:
+    if sys.platform == "darwin":  # pragma: no cover - macOS tags name the OS version
+        import platform
+
+        return platform.mac_ver()[0]
+    return ""
+
+
 def _key(target: Target) -> str:
+    """Everything the tag list depends on: the interpreter (path, size, mtime, version,
+    ABI), the machine, the C library and OS version, and the ``packaging`` version.
+
+    A cache shared between machines (an NFS home, a CI cache) then never hands
+    one host's tag list to another host.
+    """
+    import hashlib
+
+    import packaging
+
+    try:
+        st = os.stat(target.python)
+        interpreter = f"{os.path.realpath(target.python)}\0{st.st_size}\0{st.st_mtime_ns}"
+    except OSError:
+        interpreter = target.python
     machine = os.uname().machine if hasattr(os, "uname") else "unknown"
     ft = "t" if target.free_threaded else ""
     major, minor = target.version
-    return f"{target.implementation}-{major}.{minor}{ft}-{sys.platform}-{machine}"
+    kind = f"{target.implementation}-{major}.{minor}{ft}-{sys.platform}-{machine}"
+    parts = (kind, interpreter, _libc(), _os_version(), packaging.__version__)
+    digest = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+    return f"{kind}-{digest[:32]}"
 
 
 def supported(target: Target, cache_root: str | None) -> set[str]:

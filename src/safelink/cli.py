@@ -29,13 +29,25 @@ def _size(text: str) -> int:
 
 
 def _target_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("target (default: the active venv, else this interpreter's env)")
+    g = p.add_argument_group(
+        "target (default: the active VIRTUAL_ENV, else a .venv here or in a parent directory)"
+    )
     g.add_argument(
         "--python", metavar="PATH", help="a venv directory or any Python interpreter to install for"
     )
     x = g.add_mutually_exclusive_group()
     x.add_argument("--prefix", metavar="DIR", help="install under this prefix")
     x.add_argument("--target", metavar="DIR", help="install flat into DIR (like pip --target)")
+    x.add_argument(
+        "--system",
+        action="store_true",
+        help="use the python3 on PATH even though it is not a virtual environment",
+    )
+    g.add_argument(
+        "--break-system-packages",
+        action="store_true",
+        help="allow an interpreter marked EXTERNALLY-MANAGED (PEP 668)",
+    )
     p.add_argument(
         "--lock-timeout",
         type=float,
@@ -290,9 +302,7 @@ def _uninstall(args: argparse.Namespace) -> int:
 
     removed = uninstall(
         args.names,
-        python=args.python,
-        prefix=args.prefix,
-        flat_target=args.target,
+        _target(args),
         lock_timeout=args.lock_timeout,
         missing_ok=not args.strict,
     )
@@ -352,31 +362,34 @@ def _repair(args: argparse.Namespace, cache: object) -> int:
 
 
 def _install(args: argparse.Namespace, cache: object) -> int:
+    _check_wheel_args(args.wheels)
+    progress = _progress_display() if not (args.quiet or args.json) else None
+    if progress is not None:
+        from ._progress import Progress
+
+        progress(Progress("admit", "", 0, len(args.wheels)))  # visible before any real work
     from ._cache import Cache
     from ._install import install
 
     assert isinstance(cache, Cache)
-    _check_wheel_args(args.wheels)
-    progress = _progress_display() if not (args.quiet or args.json) else None
-    report = install(
-        args.wheels,
-        progress=progress,
-        python=args.python,
-        prefix=args.prefix,
-        flat_target=args.target,
-        cache=cache,
-        link_mode=args.link_mode,
-        allow_fallback=True if args.allow_fallback else None,
-        guard=args.guard,
-        compile_bytecode=args.compile,
-        force=args.force,
-        lock_timeout=args.lock_timeout,
-        threads=args.threads,
-        max_unpacked=args.max_unpacked_size,
-    )
-    progress_done = getattr(progress, "done", None)
-    if progress_done:
-        progress_done()
+    try:
+        report = install(
+            args.wheels,
+            _target(args, cache.root),
+            progress=progress,
+            cache=cache,
+            link_mode=args.link_mode,
+            allow_fallback=True if args.allow_fallback else None,
+            guard=args.guard,
+            compile_bytecode=args.compile,
+            force=args.force,
+            lock_timeout=args.lock_timeout,
+            threads=args.threads,
+            max_unpacked=args.max_unpacked_size,
+        )
+    finally:
+        if progress is not None:
+            progress.done()
     if args.json:
         _json(report.to_dict())
         return 0
@@ -396,7 +409,24 @@ def _install(args: argparse.Namespace, cache: object) -> int:
                 f"{f', replaced {w.replaced}' if w.replaced else ''}",
             )
     _out(args, report.summary())
+    if not args.quiet and sys.stdout.isatty():
+        for line in _changes(report):
+            print(line)
     return 0
+
+
+def _target(args: argparse.Namespace, cache_root: str | None = None) -> Any:
+    """The environment the target options name (the same rule for every command)."""
+    from ._environment import resolve_target
+
+    return resolve_target(
+        python=args.python,
+        prefix=args.prefix,
+        flat=args.target,
+        cache_root=cache_root,
+        system=args.system,
+        break_system_packages=args.break_system_packages,
+    )
 
 
 def _check_wheel_args(wheels: list[str]) -> None:
@@ -423,45 +453,68 @@ def _shell_word(text: str) -> str:
 
 
 def _progress_display() -> Any:
-    """A one-line status on a terminal, shown only once work has taken about a second."""
+    """One status line on stderr while an install runs, when stderr is a terminal.
+
+    It shows from the first event on (the first one comes before any wheel is
+    unpacked) and is redrawn at most every 50 ms: wheels made ready in the cache,
+    then files linked, then metadata written, each as done/total, counting the
+    forked worker's part too (it draws the line as well while it works).
+    """
     if not sys.stderr.isatty():
         return None
     import time
 
-    start = time.monotonic()
-    shown = [False]
+    labels = {
+        "admit": "Preparing packages...",
+        "link": "Linking files...",
+        "finalize": "Writing metadata...",
+    }
+    stage, done_, drawn, shown = [""], [-1], [0.0], [False]
 
     def show(event: Any) -> None:
-        if time.monotonic() - start < 1.0:
+        now = time.monotonic()
+        if event.stage != stage[0]:
+            stage[0], done_[0] = event.stage, -1
+        elif event.done <= done_[0] or (now - drawn[0] < 0.05 and event.done < event.total):
             return
-        shown[0] = True
-        if event.stage == "admit":
-            text = f"unpacking {event.wheel} into the cache ({event.done + 1}/{event.total})"
-        elif event.stage == "link":
-            text = f"linking {event.total:,} files"
-        else:
-            text = f"writing metadata for {event.wheel}"
-        sys.stderr.write(f"\r\x1b[2K{text[:100]}")
-        sys.stderr.flush()
+        done_[0], drawn[0], shown[0] = event.done, now, True
+        text = f"{labels.get(event.stage, event.stage)} ({event.done:,}/{event.total:,})"
+        try:
+            sys.stderr.write(f"\r\x1b[2K{text}")
+            sys.stderr.flush()
+        except OSError:
+            pass
 
     def done() -> None:
         if shown[0]:
             sys.stderr.write("\r\x1b[2K")
             sys.stderr.flush()
 
+    show.from_workers = True  # type: ignore[attr-defined]
     show.done = done  # type: ignore[attr-defined]
     return show
 
 
+def _changes(report: Any) -> list[str]:
+    """One line per distribution, like uv: `` + name==version`` or `` ~ name old -> new``."""
+    out = []
+    for w in sorted(report.wheels, key=lambda w: w.name):
+        if w.replaced is None:
+            out.append(f" + {w.name}=={w.version}")
+        else:
+            out.append(f" ~ {w.name} {w.replaced} -> {w.version}")
+    return out
+
+
 def _probe(args: argparse.Namespace, cache: object) -> int:
     from ._cache import Cache
-    from ._environment import current_target
+    from ._environment import default_target
     from ._layout import tmp_dir
     from ._policy import choose
     from .strategies.probe import pair_key, probe
 
     assert isinstance(cache, Cache)
-    directory = os.path.abspath(args.dir) if args.dir else current_target().purelib
+    directory = os.path.abspath(args.dir) if args.dir else default_target(cache.root).purelib
     os.makedirs(cache.root, exist_ok=True)
     result = probe(cache.root, directory, refresh=True)
     pick = choose(result)
