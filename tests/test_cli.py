@@ -331,6 +331,15 @@ def test_install_of_a_name_or_url_says_what_to_do(
     assert tree(tmp_path) == before
 
 
+def test_a_wheel_named_twice_is_installed_once(tmp_path: Path, cache_dir: Path) -> None:
+    """``safelink install *.whl dist/*.whl`` can name one file twice: no "two wheels for x"."""
+    whl = make_wheel(tmp_path, "twice", "1.0", {"twice.py": b""})
+    venv = make_venv(tmp_path / "venv")
+    proc = run_cli("install", "--python", str(venv), str(whl), str(tmp_path / "." / whl.name))
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.startswith(f"Installed 1 wheel into {venv}, ")
+
+
 def test_no_deps_is_accepted(tmp_path: Path, cache_dir: Path) -> None:
     whl = make_wheel(tmp_path, "nodeps", "1.0", {"nodeps.py": b""})
     venv = make_venv(tmp_path / "venv")

@@ -346,6 +346,7 @@ def _install_locked(
             linking.start()
             linker.progress = linking.add if progress else None
             stats = linker.run(jobs)
+            linking.finish()
         finally:
             for fd in fds:
                 close_dir(fd)

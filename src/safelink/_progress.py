@@ -89,3 +89,9 @@ class Reporter:
         done = self.count.add(n)
         if self.workers or not self.count.in_worker:
             self.callback(Progress(self.stage, wheel, min(done, self.total), self.total))
+
+    def finish(self) -> None:
+        """The stage is complete: a last event with ``done == total`` (the worker's
+        last chunks may have ended after this process's)."""
+        if self.callback is not None:
+            self.callback(Progress(self.stage, "", self.total, self.total))

@@ -362,19 +362,19 @@ def _repair(args: argparse.Namespace, cache: object) -> int:
 
 
 def _install(args: argparse.Namespace, cache: object) -> int:
-    _check_wheel_args(args.wheels)
+    wheels = _check_wheel_args(args.wheels)
     progress = _progress_display() if not (args.quiet or args.json) else None
     if progress is not None:
         from ._progress import Progress
 
-        progress(Progress("admit", "", 0, len(args.wheels)))  # visible before any real work
+        progress(Progress("admit", "", 0, len(wheels)))  # visible before any real work
     from ._cache import Cache
     from ._install import install
 
     assert isinstance(cache, Cache)
     try:
         report = install(
-            args.wheels,
+            wheels,
             _target(args, cache.root),
             progress=progress,
             cache=cache,
@@ -429,9 +429,18 @@ def _target(args: argparse.Namespace, cache_root: str | None = None) -> Any:
     )
 
 
-def _check_wheel_args(wheels: list[str]) -> None:
-    """A URL or a requirement where a wheel file belongs gets told what to do instead."""
+def _check_wheel_args(wheels: list[str]) -> list[str]:
+    """The wheels to install, each once (a shell glob can name one file twice).
+
+    A URL or a requirement where a wheel file belongs gets told what to do instead.
+    """
+    seen: set[str] = set()
+    unique: list[str] = []
     for arg in wheels:
+        key = os.path.realpath(arg)
+        if key not in seen:
+            seen.add(key)
+            unique.append(arg)
         if "://" in arg:
             raise SafelinkError(
                 f"{arg!r} is a URL; safelink installs wheel files it is given",
@@ -444,6 +453,7 @@ def _check_wheel_args(wheels: list[str]) -> None:
                 f"get wheels with 'pip download -d wheels {_shell_word(arg)}' or 'pip wheel', "
                 "then 'safelink install wheels/*.whl'",
             )
+    return unique
 
 
 def _shell_word(text: str) -> str:
