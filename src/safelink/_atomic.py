@@ -1,17 +1,85 @@
-"""Files that appear whole or not at all: write a temporary name, then rename it into place.
+"""Temporary files, and the names safelink gives what it leaves in an environment.
 
-Every small file safelink keeps (the wheel-hash index, remembered probes, tags,
-interpreter descriptions, launcher bodies) and every file it writes fresh into an
-environment goes through here, so a crash or a full disk never leaves a half-written
-file under the real name, and a failed write never leaves its temporary behind.
+Two rules live here, because every other module gets them wrong one call site at a time:
+
+**Every temporary file is created with ``O_EXCL | O_NOFOLLOW`` under a name nobody can
+predict.** An environment holds whatever a wheel shipped (``.data/data`` reaches its
+root) and whatever pip, uv or the user put there. A temporary name such as
+``RECORD.safelink-<pid>`` can be shipped by a wheel ahead of time, as a hardlink into
+the cache or as a symlink; opening it without ``O_EXCL`` writes *through* it. So a
+temporary name carries a random token: :data:`TOKEN` (one per process) for the files
+an install writes fresh into an environment, because a rollback after a crash must
+find them again (the journal records the token), and a new token per call everywhere
+else. ``O_EXCL`` makes a collision an error, never a write through someone's file.
+Files appear whole: written under the temporary name, then renamed over the real one;
+on any failure the temporary is removed.
+
+**What safelink leaves at an environment's root (its journal, its stash, the
+journal's temporary) is recognised by an authenticated name, not by a prefix.** Any
+file there may have come from a wheel, so "a file called ``.safelink-journal.json``"
+proves nothing: believing one let a wheel make a later run unlink absolute paths.
+Each such name is ``.safelink-<kind>-<nonce>-<tag>`` where *tag* is an HMAC of kind
+and nonce under a per-user secret key (:func:`user_keys`: 32 random bytes in a 0600
+file of the user's state directory, created with ``O_EXCL``, never in an environment
+or the cache). The journal's content is authenticated the same way. A wheel is fixed
+content made before the key existed, so it cannot produce a valid name or journal;
+anything else with a ``.safelink-`` name is just a file, never read, moved or removed
+(see :mod:`safelink._transaction` for what a believed journal may still name).
+
+Why not the alternatives: a journal kept outside the environment (in the cache, or
+keyed by the environment's ``(dev, ino)``) is lost when the environment is used with
+another cache or by another process environment, and device numbers change across
+reboots, so a power loss could not be recovered. Names with a random part alone prove
+nothing: a wheel ships its own random part. Owner and mode checks prove nothing
+either: installed files belong to the same user. The tag binds nothing to a device
+number for the same reason; the journal names only paths relative to the
+environment's root, so even a journal copied along with a whole environment acts
+only inside the copy.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import os
-import time
+import secrets
+import stat
+import sys
 from collections.abc import Iterator
+
+from ._fsops import write_all
+from ._hooks import crash_point
+from .errors import SafelinkError
+
+TOKEN = secrets.token_hex(8)
+"""This process's token for temporary files of a transaction (the journal records it)."""
+
+FRESH_MARK = ".safelink-"
+"""Fresh files are written to ``<dest>.safelink-<token>`` and renamed over ``<dest>``."""
+
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+_FLAGS |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def fresh_name(path: str, token: str = TOKEN) -> str:
+    """The temporary name of *path* while a transaction with *token* writes it."""
+    return f"{path}{FRESH_MARK}{token}"
+
+
+def open_new(path: str, mode: int = 0o600) -> int:
+    """Open a file that must not exist yet, for writing (``O_EXCL``, ``O_NOFOLLOW``)."""
+    return os.open(path, _FLAGS, mode)
+
+
+def create_temp(path: str, mode: int = 0o600, *, token: str | None = None) -> tuple[int, str]:
+    """Create a new file beside *path* (``O_EXCL``, never through a link); return (fd, name).
+
+    The name is ``<path>.safelink-<token>``, *token* random unless given (the
+    transaction's :data:`TOKEN`, so a rollback can find the file).
+    """
+    name = fresh_name(path, token or secrets.token_hex(8))
+    return open_new(name, mode), name
 
 
 @contextlib.contextmanager
@@ -27,11 +95,27 @@ def replacing(path: str, tmp: str) -> Iterator[None]:
         raise
 
 
+def write_new(path: str, data: bytes, mode: int = 0o644, *, token: str | None = None) -> None:
+    """Replace *path* with a new file holding *data*, in one rename; nothing left on failure."""
+    fd, tmp = create_temp(path, mode, token=token)
+    with replacing(path, tmp):
+        try:
+            write_all(fd, data)
+        finally:
+            os.close(fd)
+        if token == TOKEN:
+            crash_point("fresh-written")
+
+
+def write_fresh(path: str, data: bytes, mode: int) -> None:
+    """A file of this install written fresh into an environment (RECORD, scripts, metadata):
+    its temporary name uses :data:`TOKEN`, which the journal records."""
+    write_new(path, data, mode, token=TOKEN)
+
+
 def write_atomic(path: str, data: bytes) -> None:
     """Replace *path* with *data* in one rename; raise on failure, leaving nothing behind."""
-    tmp = f"{path}.tmp-{os.getpid()}-{time.monotonic_ns()}"
-    with replacing(path, tmp), open(tmp, "wb") as f:
-        f.write(data)
+    write_new(path, data, 0o644)
 
 
 def remember(path: str, data: bytes) -> None:
@@ -42,3 +126,159 @@ def remember(path: str, data: bytes) -> None:
         write_atomic(path, data)
     except OSError:
         pass
+
+
+# -- what safelink leaves at an environment's root ------------------------------------------
+
+MARK = ".safelink-"
+KINDS = ("journal", "stash", "tmp")
+"""``journal``: the transaction's journal; ``stash``: files moved aside until commit;
+``tmp``: a journal being written."""
+
+_TAG_HEX = 24  # 96 bits: each guess at a tag costs the attacker a victim's install
+
+
+def state_dirs() -> list[str]:
+    """Where this user's key may be: ``$SAFELINK_STATE_DIR`` alone if set; else the
+    platform's per-user state directory, then (when that cannot be written, e.g.
+    ``HOME=/nonexistent``) a private ``safelink-<uid>`` directory in the temp dir."""
+    explicit = os.environ.get("SAFELINK_STATE_DIR")
+    if explicit:
+        return [os.path.abspath(explicit)]
+    if sys.platform == "win32":  # pragma: no cover
+        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~")
+        return [os.path.join(base, "safelink", "state")]
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    import tempfile
+
+    return [
+        os.path.join(base, "safelink"),
+        os.path.join(tempfile.gettempdir(), f"safelink-{os.geteuid()}"),
+    ]
+
+
+_KEYS: dict[tuple[str, ...], list[bytes]] = {}
+
+
+def user_keys() -> list[bytes]:
+    """Every key of this user that exists, the one to sign with first (made on first use).
+
+    A journal or name is believed if any of them authenticates it, so a key made in
+    the fallback directory keeps working when the preferred one appears later.
+    """
+    dirs = tuple(state_dirs())
+    if dirs in _KEYS:
+        return _KEYS[dirs]
+    paths = [os.path.join(d, "journal.key") for d in dirs]
+    try:
+        keys = [k for k in map(_read_key, paths) if k is not None]
+    except OSError as exc:
+        raise _key_error(exc.filename or paths[0], exc) from None
+    if not keys:
+        failure: OSError | None = None
+        for d, path in zip(dirs, paths, strict=True):
+            try:
+                keys = [_make_key(d, path, private_dir=d != dirs[0])]
+                break
+            except OSError as exc:
+                failure = failure or exc
+        else:
+            assert failure is not None
+            raise _key_error(paths[0], failure) from None
+    _KEYS[dirs] = keys
+    return keys
+
+
+def user_key() -> bytes:
+    """This user's key to sign journals and names with."""
+    return user_keys()[0]
+
+
+def _key_error(path: str, exc: OSError) -> SafelinkError:
+    return SafelinkError(
+        f"cannot use safelink's key file {path}: {exc.strerror}",
+        "set SAFELINK_STATE_DIR to a private directory of yours",
+    )
+
+
+def _make_key(d: str, path: str, *, private_dir: bool) -> bytes:
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    if private_dir:  # in a shared temp dir: it must be ours and closed to others
+        st = os.lstat(d)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            raise OSError(1, "not a private directory of yours", d)
+    fd, tmp = create_temp(path, 0o600)
+    try:
+        try:
+            write_all(fd, secrets.token_bytes(32))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            os.link(tmp, path, follow_symlinks=False)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    key = _read_key(path)
+    if key is None:
+        raise OSError(2, "vanished while being created", path)
+    return key
+
+
+def _read_key(path: str) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return None  # not there, or not reachable: another place may hold it
+    try:
+        st = os.fstat(fd)
+        data = os.read(fd, 64)
+    finally:
+        os.close(fd)
+    private = sys.platform == "win32" or (
+        st.st_mode & 0o077 == 0 and st.st_uid == os.geteuid()
+    )
+    if not stat.S_ISREG(st.st_mode) or not private or len(data) != 32:
+        raise OSError(1, "not a private 32-byte file of yours (mode 0600)", path)
+    return data
+
+
+def sign(key: bytes, *parts: str | bytes) -> str:
+    """HMAC-SHA256 of *parts* (length-prefixed, so no two sequences collide)."""
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    for part in parts:
+        raw = part.encode("utf-8", "surrogateescape") if isinstance(part, str) else part
+        mac.update(len(raw).to_bytes(8, "big"))
+        mac.update(raw)
+    return mac.hexdigest()
+
+
+def make_name(kind: str, key: bytes) -> str:
+    """A new authenticated name of *kind* for the root of an environment."""
+    nonce = secrets.token_hex(8)
+    return f"{MARK}{kind}-{nonce}-{sign(key, 'name', kind, nonce)[:_TAG_HEX]}"
+
+
+def kind_of(name: str, keys: list[bytes]) -> str | None:
+    """The kind of an authenticated name made by :func:`make_name` with one of *keys*,
+    else None (an ordinary file that merely looks like safelink's)."""
+    if not name.startswith(MARK):
+        return None
+    kind, _, rest = name[len(MARK) :].partition("-")
+    nonce, _, tag = rest.partition("-")
+    if kind not in KINDS or len(nonce) != 16 or len(tag) != _TAG_HEX:
+        return None
+    for key in keys:
+        if hmac.compare_digest(sign(key, "name", kind, nonce)[:_TAG_HEX], tag):
+            return kind
+    return None
+
+
+def looks_like(name: str) -> str | None:
+    """The kind a name *claims* (``.safelink-<kind>-...``), authenticated or not."""
+    if not name.startswith(MARK):
+        return None
+    kind = name[len(MARK) :].partition("-")[0]
+    return kind if kind in KINDS else None

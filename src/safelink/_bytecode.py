@@ -115,7 +115,7 @@ def _compile_into(tmp: str, entry: Entry, target: Target) -> list[PycRow]:
 
     job = {"dest": tmp, "files": sources(entry)}
     proc = subprocess.run(
-        [target.python, "-I", "-c", _SCRIPT],
+        [target.python, "-I", "-S", "-c", _SCRIPT],
         input=json.dumps(job),
         capture_output=True,
         text=True,
@@ -242,7 +242,7 @@ def _compile_in_place(tgt: Target, entry: Entry) -> list[PycRow]:
     if not files:
         return []
     proc = subprocess.run(
-        [tgt.python, "-I", "-c", _COMPILE],
+        [tgt.python, "-I", "-S", "-c", _COMPILE],
         input="\n".join(f for f, _s in files),
         capture_output=True,
         text=True,

@@ -16,11 +16,11 @@ Any failure after step 3 began rolls the environment back to how it was.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Iterable
 from typing import ClassVar
 
+from ._atomic import create_temp
 from ._bytecode import compile_missing, link_bytecode
 from ._cache import Cache, Entry
 from ._environment import Target, resolve_target
@@ -159,8 +159,11 @@ def install(
 
     _prepare_root(tgt)
     with translated("install", tgt.root), env_lock(tgt.root, lock_timeout):
-        if recover(tgt):
-            report.warnings.append(f"rolled back an interrupted install in {tgt.root}")
+        recovered = recover(tgt)
+        if recovered:
+            warn(recovered)  # now: the install below may fail, this must be said
+            report.warnings.append(recovered)
+        said = len(report.warnings)
         _install_locked(
             tgt,
             cache,
@@ -175,7 +178,7 @@ def install(
             progress=progress,
         )
     report.timings["total"] = time.perf_counter() - t0
-    for w in report.warnings:
+    for w in report.warnings[said:]:
         warn(w)
     return report
 
@@ -272,17 +275,17 @@ def _check_tags(paths: list[str], tgt: Target, cache: Cache) -> None:
 
 
 def _prepare_root(tgt: Target) -> None:
-    probe_file = os.path.join(
-        tgt.purelib, f".safelink-write-test-{os.getpid()}-{threading.get_ident()}"
-    )
+    probe = os.path.join(tgt.purelib, ".safelink-write-test")
     try:
         os.makedirs(tgt.root, exist_ok=True)
         for d in {tgt.purelib, tgt.platlib}:
             os.makedirs(d, exist_ok=True)
-        os.close(os.open(probe_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        os.unlink(probe_file)
+        fd, name = create_temp(probe)  # an unpredictable name: nothing planted can be hit
+        os.close(fd)
+        os.unlink(name)
     except OSError as exc:
-        where = exc.filename if exc.filename and exc.filename != probe_file else tgt.purelib
+        planted = str(exc.filename or "").startswith(probe)
+        where = exc.filename if exc.filename and not planted else tgt.purelib
         raise unwritable_target(exc, where) from None
 
 

@@ -11,10 +11,9 @@ import json
 import os
 import threading
 
-from ._atomic import replacing
+from ._atomic import write_fresh
 from ._cache import Entry
 from ._environment import Target
-from ._fsops import write_all
 from ._hooks import crash_point
 from ._plan import Plan
 from ._record import PycRow, hash_of, render_record
@@ -54,19 +53,9 @@ def _umask() -> int:
 
 
 def _write_fresh(path: str, data: bytes, mode: int) -> None:
-    """Write a new file beside *path* and rename it into place (never through a link).
-
-    The temporary name is ``<path>.safelink-<pid>``: a rollback after a crash
-    knows it from the journal and removes it too.
-    """
-    tmp = f"{path}.safelink-{os.getpid()}"
-    with replacing(path, tmp):
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        try:
-            write_all(fd, data)
-        finally:
-            os.close(fd)
-        crash_point("fresh-written")
+    """Write a new file beside *path* and rename it into place (never through a link;
+    the temporary name is unpredictable and known to the journal)."""
+    write_fresh(path, data, mode)
 
 
 def finalize(

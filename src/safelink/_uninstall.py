@@ -74,7 +74,10 @@ def record_paths(target: Target, inst: Installed) -> list[str]:
         if path is None:
             raise _escape(inst, row.path)
         paths.append(path)
-    paths.append(os.path.join(inst.dist_info, "RECORD"))
+    record = os.path.join(inst.dist_info, "RECORD")
+    if not inside(root, record):  # a dist-info that is a symlink to elsewhere
+        raise _escape(inst, os.path.relpath(record, site))
+    paths.append(record)
     return paths
 
 
@@ -89,6 +92,7 @@ def _escape(inst: Installed, rel: str) -> SafelinkError:
 def remove_distribution(target: Target, inst: Installed, remove: Callable[[str], None]) -> int:
     """Remove every RECORD-listed file (and its bytecode) with *remove*; prune empty dirs."""
     paths = record_paths(target, inst)  # validates all before touching anything
+    root = os.path.realpath(target.root)
     dirs: set[str] = set()
     n = 0
     for path in paths:
@@ -99,6 +103,8 @@ def remove_distribution(target: Target, inst: Installed, remove: Callable[[str],
         dirs.add(parent)
         if path.endswith(".py"):
             cache = os.path.join(parent, "__pycache__")
+            if os.path.islink(cache) or not inside(root, os.path.join(cache, "x")):
+                continue  # a symlinked __pycache__ is never swept (nor pruned)
             stem = os.path.basename(path)[:-3] + "."
             try:
                 for name in os.listdir(cache):
@@ -169,7 +175,11 @@ def uninstall(
     with translated("uninstall", tgt.root), env_lock(tgt.root, lock_timeout):
         # Finish or undo an install that died here first: what is installed
         # is only known once that is done.
-        recover(tgt)
+        recovered = recover(tgt)
+        if recovered:
+            from ._log import warn
+
+            warn(recovered)
         found: list[Installed] = []
         for name in names:
             insts = find_installed(tgt, name)
@@ -178,7 +188,9 @@ def uninstall(
             found.extend(insts)
         if not found:
             return []
-        txn = Transaction(tgt, [])
+        txn = Transaction(
+            tgt, [], op="uninstall", what=[f"{i.name} {i.version}" for i in found]
+        )
         try:
             txn.begin()
             for inst in found:
