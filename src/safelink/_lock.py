@@ -17,9 +17,9 @@ from contextlib import contextmanager
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows runners
     import msvcrt
 
-    def _try_lock(fd: int) -> bool:
+    def _try_lock(fd: int, shared: bool = False) -> bool:
         try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # no shared locks: exclusive
         except OSError:
             return False
         return True
@@ -31,9 +31,9 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows runners
 else:
     import fcntl
 
-    def _try_lock(fd: int) -> bool:
+    def _try_lock(fd: int, shared: bool = False) -> bool:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
         return True
@@ -55,9 +55,10 @@ class LockTimeout(Exception):
 
 @contextmanager
 def file_lock(
-    path: str, timeout: float | None = None, *, what: str | None = None
+    path: str, timeout: float | None = None, *, what: str | None = None, shared: bool = False
 ) -> Iterator[None]:
-    """Hold an exclusive lock on *path* (a directory, or a file created if missing).
+    """Hold an exclusive (or *shared*) lock on *path* (a directory, or a file created if
+    missing). Shared locks are exclusive on Windows.
 
     ``timeout=None`` waits forever. Polls with a short back-off: locks here are
     held for milliseconds to seconds, and polling keeps the code portable.
@@ -81,7 +82,7 @@ def file_lock(
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
         delay = 0.001
-        while not _try_lock(fd):
+        while not _try_lock(fd, shared):
             if deadline is not None and time.monotonic() >= deadline:
                 raise LockTimeout(path, deadline - start, what)
             time.sleep(delay)
