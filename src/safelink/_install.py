@@ -134,6 +134,7 @@ def install(
     t0 = time.perf_counter()
     guard = Guard(guard)
     cache = cache if isinstance(cache, Cache) else Cache(cache)
+    cache.prepare()  # trusted (or refused) before anything remembered in it is read
     paths = [os.path.abspath(os.fspath(w)) for w in wheels]
     if not paths:
         raise SafelinkError("no wheels given")
