@@ -19,6 +19,7 @@ from . import _layout
 from ._fsops import rmtree, write_all
 from ._guard import seal, sealed_mode
 from ._hooks import crash_point
+from ._names import shown
 from ._plan import save as save_plan
 from ._record import encode_digest
 from .errors import InvalidWheel, SafelinkError
@@ -73,9 +74,11 @@ def admit_locked(
 
         try:
             zf = zipfile.ZipFile(f)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-            # ValueError: e.g. a name flagged UTF-8 that is not (UnicodeDecodeError)
-            raise InvalidWheel(f"{wheel}: not a valid zip archive ({exc})") from None
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+            # ValueError: e.g. a name flagged UTF-8 that is not (UnicodeDecodeError);
+            # NotImplementedError: "version needed to extract" above 6.3
+            why = shown(str(exc))
+            raise InvalidWheel(f"{shown(wheel)}: not a valid zip archive ({why})") from None
         with zf:
             from ._wheel import read_wheel
 
