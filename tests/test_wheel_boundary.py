@@ -508,3 +508,21 @@ def test_compiled_bytecode_takes_over_the_row_of_a_shipped_pyc(box: Box) -> None
     assert row.hash == record_hash((site / pyc).read_bytes()) != record_hash(b"not bytecode")
     proc = run_cli("verify", "--env", str(box.venv))
     assert proc.returncode == 0, proc.stdout
+
+
+def test_warm_install_checks_requires_python_without_importing_packaging(box: Box) -> None:
+    """The answer for common interpreters is stored in the plan at admission."""
+    import sys
+
+    whl = _requires_python(box, ">=3.8,!=3.9.1")
+    run_cli("install", "--python", str(box.venv), str(whl), check=True)
+    code = (
+        "import sys, safelink\n"
+        "safelink.install([sys.argv[1]], sys.argv[2], cache=sys.argv[3])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('packaging.specifiers')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(whl), str(box.venv), str(box.cache)],
+        capture_output=True, text=True, check=True,
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

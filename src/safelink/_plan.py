@@ -63,6 +63,9 @@ class Plan:
     paths are relative to the scheme root, so installing only prefixes other schemes' lines."""
     requires_python: str = ""
     """METADATA's Requires-Python (checked against the target before anything changes)."""
+    python_admits: list[str] | None = None
+    """The ``X.Y`` of :data:`PYTHONS` that *requires_python* admits, worked out at
+    admission so that a warm install does not import ``packaging``."""
     wheel_version: str = "1.0"
     """WHEEL's Wheel-Version (a newer minor version than safelink knows is a warning)."""
 
@@ -84,6 +87,7 @@ class Plan:
             "nfiles": self.nfiles,
             "record": self.record,
             "requires_python": self.requires_python,
+            "python_admits": self.python_admits,
             "wheel_version": self.wheel_version,
         }
 
@@ -117,6 +121,7 @@ class Plan:
             nfiles=d["nfiles"],
             record=d.get("record") or render_links(d["links"]),
             requires_python=d.get("requires_python", ""),
+            python_admits=d.get("python_admits"),
             wheel_version=d.get("wheel_version", "1.0"),
         )
 
@@ -248,6 +253,7 @@ def make_plan(info: WheelInfo, sha256: str, shebang: set[str], source: str) -> P
         nfiles=nfiles,
         record=render_links(links),
         requires_python=info.requires_python,
+        python_admits=admitted_pythons(info.requires_python),
         wheel_version=info.wheel_version,
     )
 
@@ -317,6 +323,56 @@ def shadowed(script: str, entry_points: set[str]) -> bool:
     return name in entry_points
 
 
+PYTHONS = frozenset([(2, 7), *((3, minor) for minor in range(40))])
+"""The interpreters whose answer to Requires-Python a plan stores."""
+
+
+def _admitting(requires_python: str, pythons: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Those of *pythons* (major, minor) with some release ``major.minor.z`` that
+    satisfies *requires_python* (none if it does not parse).
+
+    The releases a specifier admits change only at the versions it names, so besides
+    ``.0`` and a large micro only the micros it names, and their neighbours, are asked.
+    """
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        spec = SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        return []
+    named: dict[tuple[int, int], set[int]] = {}
+    for one in spec:
+        try:
+            release = Version(one.version.rstrip(".*")).release
+        except InvalidVersion:
+            continue
+        if len(release) >= 3:
+            named.setdefault((release[0], release[1]), set()).update(
+                m for m in (release[2] - 1, release[2], release[2] + 1) if m >= 0
+            )
+    return [
+        (major, minor)
+        for major, minor in pythons
+        if any(
+            spec.contains(Version(f"{major}.{minor}.{m}"), prereleases=True)
+            for m in {0, 9999, *named.get((major, minor), ())}
+        )
+    ]
+
+
+def python_admitted(requires_python: str, major: int, minor: int) -> bool:
+    """Does some release ``major.minor.z`` satisfy *requires_python*?"""
+    return bool(_admitting(requires_python, [(major, minor)]))
+
+
+def admitted_pythons(requires_python: str) -> list[str] | None:
+    """``X.Y`` of every interpreter in :data:`PYTHONS` that *requires_python* admits."""
+    if not requires_python:
+        return None
+    return [f"{a}.{b}" for a, b in _admitting(requires_python, sorted(PYTHONS))]
+
+
 def check_target(plan: Plan, tgt: Target, ignore_requires_python: bool = False) -> str | None:
     """Everything about *plan* that depends on the target, checked before anything changes.
 
@@ -328,13 +384,12 @@ def check_target(plan: Plan, tgt: Target, ignore_requires_python: bool = False) 
     """
     check_layout(plan, lambda scheme: tgt.scheme_root(scheme, plan.name))
     if plan.requires_python and not ignore_requires_python:
-        from packaging.specifiers import SpecifierSet
-
-        spec = SpecifierSet(plan.requires_python)
         major, minor = tgt.version
-        if not any(
-            spec.contains(f"{major}.{minor}.{micro}", prereleases=True) for micro in range(100)
-        ):
+        if plan.python_admits is not None and (major, minor) in PYTHONS:
+            admitted = f"{major}.{minor}" in plan.python_admits
+        else:
+            admitted = python_admitted(plan.requires_python, major, minor)
+        if not admitted:
             from ._names import shown
             from .errors import IncompatibleWheel
 
