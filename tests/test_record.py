@@ -155,3 +155,27 @@ def test_metadata_and_bytecode_do_not_import_each_other() -> None:
             n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
         }
         assert other not in imported, f"{module} imports {other}"
+
+
+@pytest.mark.parametrize("content", ["[]", "null", '{"format": 1}', '{"format": 1, "links": 5}'])
+def test_malformed_plan_is_cache_corrupt_not_a_traceback(tmp_path: Path, content: str) -> None:
+    import marshal
+    import os
+
+    whl = make_wheel(tmp_path, "demo", "1.0")
+    cache = tmp_path / "cache"
+    env = make_venv(tmp_path / "env")
+    run_cli("install", "--cache-dir", str(cache), "--python", str(env), str(whl), check=True)
+    (entry,) = (cache / "v1" / "entries").iterdir()
+    for name, data in (
+        ("plan.json", content.encode()),
+        ("plan.bin", marshal.dumps(("safelink-plan-1", __import__("json").loads(content)))),
+    ):
+        path = entry / name
+        os.chmod(path, 0o644)
+        path.write_bytes(data)
+    proc = run_cli("install", "--cache-dir", str(cache), "--python", str(env), str(whl))
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"safelink: error: cache entry {entry} is unreadable: "), line

@@ -19,6 +19,7 @@ from . import _layout
 from ._fsops import rmtree, write_all
 from ._guard import seal, sealed_mode
 from ._hooks import crash_point
+from ._names import shown
 from ._plan import save as save_plan
 from ._record import encode_digest
 from .errors import InvalidWheel, SafelinkError
@@ -50,24 +51,6 @@ def inflate_lib() -> Any:
             _INFLATE = zlib
     return _INFLATE
 
-_UNSUPPORTED_FLAGS = ((0x20, "compressed patched data (flag bit 5)"),
-                      (0x40, "strong encryption (flag bit 6)"))  # fmt: skip
-
-
-def _shown(name: str) -> str:
-    """A member name for a message: escaped, and cut short if it is very long."""
-    return repr(name if len(name) <= 120 else name[:100] + "...")
-
-
-def _check_archive(zf: ZipFile, wheel: str) -> None:
-    """What ``zipfile`` would only refuse with ``NotImplementedError`` mid-way: refuse it
-    first, naming the member."""
-    for info in zf.infolist():
-        for bit, what in _UNSUPPORTED_FLAGS:
-            if info.flag_bits & bit:
-                raise InvalidWheel(f"{wheel}: member {_shown(info.filename)} uses {what}")
-
-
 def admit_locked(
     cache: Cache,
     wheel: str,
@@ -93,16 +76,16 @@ def admit_locked(
             zf = zipfile.ZipFile(f)
         except NotImplementedError as exc:  # "zip file version 6.4": above what zipfile reads
             raise InvalidWheel(
-                f"{wheel}: not a valid zip archive (it needs zip version "
-                f"{str(exc).rpartition(' ')[2]}, more than 6.3)"
+                f"{shown(wheel)}: not a valid zip archive (it needs zip version "
+                f"{shown(str(exc).rpartition(' ')[2])}, more than 6.3)"
             ) from None
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
             # ValueError: e.g. a name flagged UTF-8 that is not (UnicodeDecodeError)
-            raise InvalidWheel(f"{wheel}: not a valid zip archive ({exc})") from None
+            why = shown(str(exc))
+            raise InvalidWheel(f"{shown(wheel)}: not a valid zip archive ({why})") from None
         with zf:
             from ._wheel import read_wheel
 
-            _check_archive(zf, wheel)
             try:
                 info = read_wheel(zf, filename, max_unpacked)
             except (

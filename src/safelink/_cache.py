@@ -27,6 +27,7 @@ from ._atomic import write_atomic
 from ._fsops import rmtree
 from ._guard import heal
 from ._lock import LockTimeout, file_lock
+from ._names import shown
 from ._plan import Plan
 from ._plan import load as load_plan
 from .errors import CacheCorrupt, InvalidWheel, SafelinkError
@@ -230,9 +231,9 @@ class Cache:
         wheel = os.path.abspath(os.fspath(wheel))
         filename = os.path.basename(wheel)
         if not os.path.exists(wheel):
-            raise SafelinkError(f"{wheel}: no such file")
+            raise SafelinkError(f"{shown(wheel)}: no such file")
         if not os.path.isfile(wheel) or not filename.endswith(".whl"):
-            raise InvalidWheel(f"{wheel}: not a wheel file (expected a .whl file)")
+            raise InvalidWheel(f"{shown(wheel)}: not a wheel file (expected a .whl file)")
         with contextlib.ExitStack() as held:
             # One open file for hashing and unpacking: a wheel replaced on disk meanwhile
             # cannot be stored under the hash of the one that was there before.

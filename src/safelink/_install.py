@@ -30,6 +30,8 @@ from ._link import Job, Linker
 from ._lock import env_lock
 from ._log import warn
 from ._metadata import finalize
+from ._names import shown
+from ._plan import check_target
 from ._policy import decide, fallback_warning
 from ._progress import Progress, ProgressCallback, Reporter
 from ._report import InstalledWheel, InstallReport
@@ -72,6 +74,7 @@ def install(
     threads: int | None = None,
     max_unpacked: int | None = None,
     progress: ProgressCallback | None = None,
+    ignore_requires_python: bool = False,
 ) -> InstallReport:
     """Install *wheels* into an environment by linking them from the cache.
 
@@ -123,6 +126,10 @@ def install(
         progress: A :data:`ProgressCallback`, called with :class:`Progress`
             events: ``admit`` (wheels), ``link`` (files, done/total as they are
             placed) and ``finalize`` (wheels).
+        ignore_requires_python: Install even if a wheel's Requires-Python excludes
+            the target interpreter (pip's ``--ignore-requires-python``); otherwise
+            that raises :class:`~safelink.errors.IncompatibleWheel` before anything
+            changes.
 
     Returns:
         An :class:`InstallReport`.
@@ -157,6 +164,9 @@ def install(
                 "pass one wheel per distribution",
             )
         seen[plan.name] = plan.filename
+        newer = check_target(plan, tgt, ignore_requires_python)
+        if newer:
+            report.warnings.append(newer)
 
     _prepare_root(tgt)
     with (
@@ -273,7 +283,7 @@ def _check_tags(paths: list[str], tgt: Target, cache: Cache) -> None:
         accepted = accepted if accepted is not None else supported(tgt, cache.root)
         if accepted.isdisjoint(tags):
             raise IncompatibleWheel(
-                f"{os.path.basename(path)} is not compatible with the target interpreter "
+                f"{shown(os.path.basename(path))} is not compatible with the target interpreter "
                 f"{tgt.python} (Python {tgt.version[0]}.{tgt.version[1]})",
                 "use --force to install it anyway",
             )

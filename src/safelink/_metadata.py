@@ -15,8 +15,8 @@ from ._atomic import write_fresh
 from ._cache import Entry
 from ._environment import Target
 from ._hooks import crash_point
-from ._plan import Plan
-from ._record import PycRow, hash_of, render_record
+from ._plan import FRESH_DIST_INFO, Plan
+from ._record import PycRow, first_duplicate, hash_of, render_record
 
 _URI_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~/")
 
@@ -58,6 +58,50 @@ def _write_fresh(path: str, data: bytes, mode: int) -> None:
     write_fresh(path, data, mode)
 
 
+def _record_text(
+    plan: Plan, site_parts: dict[str, str], rows: list[tuple[str, str, str]], pyc_paths: set[str]
+) -> str:
+    """The RECORD: the linked files' lines rendered at admission, then *rows*.
+
+    A RECORD never lists one path twice (uninstall and verify would act on the wrong
+    content). The plan's files cannot clash (checked at admission, and against the
+    target's scheme roots before anything changed: ``_plan.check_layout``); what is
+    left is bytecode: a ``.pyc`` compiled by ``--compile`` that replaced one the wheel
+    ships takes over its row. Any other clash here is an error (the install is rolled
+    back), never a silent second row.
+    """
+    fresh = {f"{plan.dist_info}/{n}" for n in FRESH_DIST_INFO}  # reserved by the plan
+    twice = first_duplicate(r[0] for r in rows)
+    replaced: dict[str, set[str]] = {}
+    inside = [r[0] for r in rows if not r[0].startswith(("../", "/")) and r[0] not in fresh]
+    for path in inside if twice is None else ():
+        for scheme in site_parts:
+            if plan.linked_at(scheme, path) is None:
+                continue
+            if path not in pyc_paths:
+                twice = path
+                break
+            replaced.setdefault(scheme, set()).add(path)
+    if twice is not None:
+        from ._names import shown
+        from .errors import InvalidWheel
+
+        raise InvalidWheel(
+            f"{shown(plan.filename)}: two files would be installed at {shown(twice)} "
+            "(relative to site-packages)",
+            "a RECORD can list a path only once; nothing was changed",
+        )
+    parts = [
+        text
+        if scheme not in replaced
+        else render_record(
+            (r[1], r[3], r[2]) for r in plan.links[scheme] if r[1] not in replaced[scheme]
+        )
+        for scheme, text in site_parts.items()
+    ]
+    return "".join(parts) + render_record(rows)
+
+
 def finalize(
     tgt: Target,
     entry: Entry,
@@ -79,14 +123,14 @@ def finalize(
 
     # Linked files' RECORD lines were rendered at admission; only schemes whose root
     # is not the site dir (scripts, data, headers: few files) need their paths prefixed.
-    record_parts: list[str] = []
+    record_parts: dict[str, str] = {}
     rows: list[tuple[str, str, str]] = []
     for scheme, links in plan.links.items():
         p = prefix(scheme)
         if p:
             rows.extend((p + dst, digest, str(size)) for _src, dst, size, digest, _x in links)
         else:
-            record_parts.append(plan.record[scheme])
+            record_parts[scheme] = plan.record[scheme]
 
     written = 0
     umask = _umask()
@@ -130,11 +174,12 @@ def finalize(
         rows.append((f"{plan.dist_info}/{name}", hash_of(data), str(len(data))))
         written += 1
 
+    npyc = len(rows)
     for scheme, rel, size, digest in pycs:  # bytecode, linked from the cache or compiled
         rows.append((prefix(scheme) + rel, digest, str(size)))
 
     rows.append((f"{plan.dist_info}/RECORD", "", ""))
-    text = "".join(record_parts) + render_record(rows)
+    text = _record_text(plan, record_parts, rows, {r[0] for r in rows[npyc:-1]})
     crash_point("before-record")
     _write_fresh(os.path.join(dist_info, "RECORD"), text.encode(), 0o666 & ~umask)
     return written + 1

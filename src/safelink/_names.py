@@ -44,6 +44,11 @@ def shown(name: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
+def has_control(name: str) -> bool:
+    """Does *name* contain a character no name from a wheel may hold (see _CONTROL)?"""
+    return _CONTROL.search(name) is not None
+
+
 def name_problem(name: str) -> str | None:
     """Why *name* is not a safe relative POSIX path for a wheel member, or None.
 

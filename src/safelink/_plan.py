@@ -16,12 +16,19 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ._record import render_record
+from ._record import first_duplicate, render_record
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ._environment import Target
     from ._wheel import WheelInfo
 
 PLAN_FORMAT = 1
+
+SUPPORTED_WHEEL_VERSION = (1, 0)
+"""The wheel format this installer implements: a greater major version is refused at
+admission, a greater minor version installs with a warning (the wheel spec's rule)."""
 
 FRESH_DIST_INFO = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
 """dist-info files the installer writes itself rather than linking from the wheel."""
@@ -54,6 +61,13 @@ class Plan:
     record: dict[str, str] = field(default_factory=dict)
     """Per scheme, the RECORD lines of its linked files, rendered (CSV-quoted) at admission;
     paths are relative to the scheme root, so installing only prefixes other schemes' lines."""
+    requires_python: str = ""
+    """METADATA's Requires-Python (checked against the target before anything changes)."""
+    python_admits: list[str] | None = None
+    """The ``X.Y`` of :data:`PYTHONS` that *requires_python* admits, worked out at
+    admission so that a warm install does not import ``packaging``."""
+    wheel_version: str = "1.0"
+    """WHEEL's Wheel-Version (a newer minor version than safelink knows is a warning)."""
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -72,12 +86,25 @@ class Plan:
             "source": self.source,
             "nfiles": self.nfiles,
             "record": self.record,
+            "requires_python": self.requires_python,
+            "python_admits": self.python_admits,
+            "wheel_version": self.wheel_version,
         }
 
     @classmethod
     def from_data(cls, d: dict[str, Any]) -> Plan:
+        """The plan stored as *d*; ``ValueError`` for anything that is not one."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a plan is an object, not {type(d).__name__}")
         if d.get("format") != PLAN_FORMAT:
             raise ValueError(f"unknown plan format {d.get('format')!r}")
+        try:
+            return cls._from_dict(d)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"malformed plan ({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def _from_dict(cls, d: dict[str, Any]) -> Plan:
         return cls(
             sha256=d["sha256"],
             filename=d["filename"],
@@ -93,6 +120,9 @@ class Plan:
             source=d.get("source", ""),
             nfiles=d["nfiles"],
             record=d.get("record") or render_links(d["links"]),
+            requires_python=d.get("requires_python", ""),
+            python_admits=d.get("python_admits"),
+            wheel_version=d.get("wheel_version", "1.0"),
         )
 
     @cached_property
@@ -170,6 +200,7 @@ def make_plan(info: WheelInfo, sha256: str, shebang: set[str], source: str) -> P
     dirs: dict[str, set[str]] = {}
     scripts: list[tuple[str, str, str]] = []
     skip = {f"{info.dist_info}/{n}" for n in FRESH_DIST_INFO}
+    launchers = {e.name for e in info.entry_points}
     for m in info.members:
         if m.name in skip:
             continue
@@ -177,6 +208,8 @@ def make_plan(info: WheelInfo, sha256: str, shebang: set[str], source: str) -> P
             _, scheme, dest = m.name.split("/", 2)
         else:
             scheme, dest = root, m.name
+        if scheme == "scripts" and shadowed(dest, launchers):
+            continue
         digest = f"{m.hash_name}={m.hash_hex}"
         if scheme == "scripts" and m.name in shebang:
             scripts.append((m.name, dest, digest))
@@ -190,6 +223,20 @@ def make_plan(info: WheelInfo, sha256: str, shebang: set[str], source: str) -> P
     for rows in links.values():
         rows.sort(key=lambda r: r[1])
     nfiles = sum(len(r) for r in links.values())
+    paths = [f"{s}/{r[1]}" for s, rows in links.items() for r in rows]
+    paths += [f"scripts/{dest}" for _src, dest, _d in scripts]
+    paths += [f"scripts/{e.name}" for e in info.entry_points]
+    paths += [f"{root}/{info.dist_info}/{n}" for n in sorted(FRESH_DIST_INFO)]
+    twice = first_duplicate(paths)
+    if twice is not None:
+        from ._names import shown
+        from .errors import InvalidWheel
+
+        scheme, _, dest = twice.partition("/")
+        raise InvalidWheel(
+            f"{shown(info.filename)}: two files would be installed at {dest!r} in {scheme}",
+            "a RECORD can list a path only once; the wheel is inconsistent",
+        )
     return Plan(
         sha256=sha256,
         filename=info.filename,
@@ -205,4 +252,162 @@ def make_plan(info: WheelInfo, sha256: str, shebang: set[str], source: str) -> P
         source=source,
         nfiles=nfiles,
         record=render_links(links),
+        requires_python=info.requires_python,
+        python_admits=admitted_pythons(info.requires_python),
+        wheel_version=info.wheel_version,
     )
+
+
+def check_layout(plan: Plan, root_of: Callable[[str], str]) -> None:
+    """Refuse *plan* if two of its files would land on one path of this target.
+
+    Within a scheme the plan's paths are unique (checked at admission). Across
+    schemes it depends on the target: purelib and platlib are often one directory,
+    and a venv's data root holds every other scheme, so ``.data/data/lib/python3.12/
+    site-packages/pkg/x.py`` is ``pkg/x.py``. Only schemes whose roots nest are
+    compared, from the smaller side: nothing is done for a wheel without such files.
+    """
+    schemes = sorted({*(s for s, rows in plan.links.items() if rows), plan.root_scheme})
+    if plan.shebang_scripts or plan.entry_points:
+        schemes = sorted({*schemes, "scripts"})
+    roots = {s: os.path.normpath(root_of(s)) for s in schemes}
+    dests: dict[str, list[str]] = {}
+    for i, inner in enumerate(schemes):
+        for outer in schemes[i + 1 :]:
+            rel = os.path.relpath(roots[inner], roots[outer])
+            if rel.startswith(".."):
+                inner, outer = outer, inner
+                rel = os.path.relpath(roots[inner], roots[outer])
+                if rel.startswith(".."):
+                    continue  # neither holds the other
+            prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+            dests = dests or plan.destinations()
+            small, big = dests.get(inner, []), dests.get(outer, [])
+            if len(small) <= len(big):
+                bigset = set(big)
+                clash = next((prefix + d for d in small if prefix + d in bigset), None)
+            else:
+                smallset = set(small)
+                cut = len(prefix)
+                clash = next(
+                    (d for d in big if d.startswith(prefix) and d[cut:] in smallset), None
+                )
+            if clash is not None:
+                from ._names import shown
+                from .errors import InvalidWheel
+
+                raise InvalidWheel(
+                    f"{shown(plan.filename)}: two files would be installed at "
+                    f"{shown(os.path.join(roots[outer], clash))}",
+                    "a RECORD can list a path only once; nothing was changed",
+                )
+
+
+_WRAPPER_SUFFIXES = (".exe", "-script.py", ".pya")
+
+
+def shadowed(script: str, entry_points: set[str]) -> bool:
+    """Is the ``.data/scripts`` file *script* one that an entry point's launcher replaces?
+
+    Like pip and uv: ``NAME``, ``NAME.exe``, ``NAME-script.py`` and ``NAME.pya`` (the
+    wrappers setuptools ships) are not installed when ``NAME`` is an entry point.
+    """
+    if not entry_points:
+        return False
+    name = os.path.basename(script)
+    lower = name.lower()
+    for suffix in _WRAPPER_SUFFIXES:
+        if lower.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return name in entry_points
+
+
+PYTHONS = frozenset([(2, 7), *((3, minor) for minor in range(40))])
+"""The interpreters whose answer to Requires-Python a plan stores."""
+
+
+def _admitting(requires_python: str, pythons: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Those of *pythons* (major, minor) with some release ``major.minor.z`` that
+    satisfies *requires_python* (none if it does not parse).
+
+    The releases a specifier admits change only at the versions it names, so besides
+    ``.0`` and a large micro only the micros it names, and their neighbours, are asked.
+    """
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        spec = SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        return []
+    named: dict[tuple[int, int], set[int]] = {}
+    for one in spec:
+        try:
+            release = Version(one.version.rstrip(".*")).release
+        except InvalidVersion:
+            continue
+        if len(release) >= 3:
+            named.setdefault((release[0], release[1]), set()).update(
+                m for m in (release[2] - 1, release[2], release[2] + 1) if m >= 0
+            )
+    return [
+        (major, minor)
+        for major, minor in pythons
+        if any(
+            spec.contains(Version(f"{major}.{minor}.{m}"), prereleases=True)
+            for m in {0, 9999, *named.get((major, minor), ())}
+        )
+    ]
+
+
+def python_admitted(requires_python: str, major: int, minor: int) -> bool:
+    """Does some release ``major.minor.z`` satisfy *requires_python*?"""
+    return bool(_admitting(requires_python, [(major, minor)]))
+
+
+def admitted_pythons(requires_python: str) -> list[str] | None:
+    """``X.Y`` of every interpreter in :data:`PYTHONS` that *requires_python* admits."""
+    if not requires_python:
+        return None
+    return [f"{a}.{b}" for a, b in _admitting(requires_python, sorted(PYTHONS))]
+
+
+def check_target(plan: Plan, tgt: Target, ignore_requires_python: bool = False) -> str | None:
+    """Everything about *plan* that depends on the target, checked before anything changes.
+
+    Refuses a wheel whose Requires-Python excludes the target interpreter (like pip,
+    unless *ignore_requires_python*) and one whose files of two schemes land on one
+    path in this target (:func:`check_layout`); returns a warning for a newer
+    Wheel-Version minor. Targets are known by major.minor version only, so a
+    specifier that names micro versions refuses only when no ``X.Y.z`` can satisfy it.
+    """
+    check_layout(plan, lambda scheme: tgt.scheme_root(scheme, plan.name))
+    if plan.requires_python and not ignore_requires_python:
+        major, minor = tgt.version
+        if plan.python_admits is not None and (major, minor) in PYTHONS:
+            admitted = f"{major}.{minor}" in plan.python_admits
+        else:
+            admitted = python_admitted(plan.requires_python, major, minor)
+        if not admitted:
+            from ._names import shown
+            from .errors import IncompatibleWheel
+
+            raise IncompatibleWheel(
+                f"{shown(plan.filename)} requires Python {shown(plan.requires_python)}; "
+                f"the target is Python {major}.{minor}",
+                "use --ignore-requires-python to install it anyway",
+            )
+    parts = plan.wheel_version.split(".")
+    if all(p.isascii() and p.isdigit() for p in parts) and (
+        int(parts[0]),
+        int(parts[1]) if len(parts) > 1 else 0,
+    ) > SUPPORTED_WHEEL_VERSION:
+        from ._names import shown
+
+        have = ".".join(map(str, SUPPORTED_WHEEL_VERSION))
+        return (
+            f"{shown(plan.filename)} has Wheel-Version {plan.wheel_version}, newer than the "
+            f"{have} this installer implements; installing it anyway"
+        )
+    return None

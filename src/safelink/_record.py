@@ -166,19 +166,15 @@ def render_record(rows: Iterable[tuple[str, str, int | str]]) -> str:
     return "".join(f"{_field(p)},{_field(h)},{s}\n" for p, h, s in rows)
 
 
-def check_paths_unique(paths: Iterable[str], where: str) -> None:
-    """Raise :class:`SafelinkError` if a path occurs twice: a RECORD never lists a
-    file twice (uninstall and verify would act on it twice, or on the wrong one)."""
+def first_duplicate(paths: Iterable[str]) -> str | None:
+    """The first path that occurs twice, or None: a RECORD never lists a file twice
+    (uninstall and verify would act on it twice, or on the wrong content)."""
     seen: set[str] = set()
     for p in paths:
         if p in seen:
-            from ._names import shown
-
-            raise SafelinkError(
-                f"{where}: two files would be installed at {shown(p)}",
-                "the wheel is inconsistent; nothing was changed",
-            )
+            return p
         seen.add(p)
+    return None
 
 
 def read_installed(record: str, hint: str) -> list[InstalledRow]:

@@ -26,7 +26,8 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from ._names import REFUSED, check_entry_point_name, check_member_name, shown
+from ._names import REFUSED, check_entry_point_name, check_member_name, has_control, shown
+from ._plan import SUPPORTED_WHEEL_VERSION
 from ._record import MalformedRecord, parse_record, size_of
 from .errors import InvalidWheel, UnsafeWheel, WheelTooLarge
 
@@ -44,6 +45,13 @@ DEFAULT_MAX_UNPACKED = 8 * 1024**3
 _COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
 """Compression methods we decompress. Every real wheel uses these two; refusing the
 others (bzip2, lzma, ...) keeps their decoders and error paths out of reach."""
+
+_FLAGS = ((5, "compressed patched data"), (6, "strong encryption"), (13, "an encrypted directory"))
+"""General-purpose flag bits no wheel uses; ``zipfile`` cannot read such members."""
+_MAX_EXTRACT_VERSION = 63
+"""The newest zip format ``zipfile`` reads (6.3)."""
+_WHEEL_VERSION = re.compile(r"([0-9]+)(?:\.([0-9]+))?(?:\.[0-9]+)*")
+"""``major.minor``; like pip, ``1`` and ``1.0.0`` are read as 1.0."""
 
 _FILE_KINDS = {
     stat.S_IFLNK: "a symlink",
@@ -91,6 +99,9 @@ class WheelInfo:
     root_is_purelib: bool
     members: tuple[Member, ...]
     entry_points: tuple[EntryPoint, ...]
+    requires_python: str = ""
+    """METADATA's Requires-Python, checked against the target at install time."""
+    wheel_version: str = "1.0"
 
     @property
     def record_path(self) -> str:
@@ -118,10 +129,16 @@ def _norm(name: str) -> str:
 
 def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> WheelInfo:
     """Validate the archive's structure and metadata; return a :class:`WheelInfo`."""
+    raw_filename = filename
+    filename = shown(filename)  # every message below names the file escaped
+    if has_control(raw_filename):
+        raise InvalidWheel(
+            f"{filename}: the file name contains control characters", "rename the file"
+        )
     try:
-        name, version, _build, tags = parse_wheel_filename(filename)
+        name, version, _build, tags = parse_wheel_filename(raw_filename)
     except (InvalidWheelFilename, ValueError) as exc:
-        raise InvalidWheel(f"{filename}: not a valid wheel filename: {exc}") from None
+        raise InvalidWheel(f"{filename}: not a valid wheel filename: {shown(str(exc))}") from None
 
     infos: dict[str, zipfile.ZipInfo] = {}
     seen_norm: dict[str, str] = {}
@@ -137,6 +154,18 @@ def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> 
             raise _unsafe(filename, raw, f"is {kind}, not a regular file")
         if info.flag_bits & 0x1:
             raise InvalidWheel(f"{filename}: member {raw!r} is encrypted")
+        for bit, what in _FLAGS:
+            if info.flag_bits & (1 << bit):
+                raise InvalidWheel(
+                    f"{filename}: member {raw!r} uses {what} (zip flag bit {bit})",
+                    "wheels never do; rebuild it with a standard zip tool",
+                )
+        if info.extract_version > _MAX_EXTRACT_VERSION:
+            raise InvalidWheel(
+                f"{filename}: member {raw!r} needs zip version "
+                f"{info.extract_version / 10:.1f} to extract, newer than any wheel uses",
+                "rebuild it with a standard zip tool",
+            )
         if info.compress_type not in _COMPRESSION:
             raise InvalidWheel(
                 f"{filename}: member {raw!r} uses unsupported compression method "
@@ -195,9 +224,17 @@ def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> 
 
     wheel_meta = _read_text(zf, infos, filename, f"{dist_info}/WHEEL")
     headers = HeaderParser().parsestr(wheel_meta)
-    wv = headers.get("Wheel-Version", "")
-    if not wv.startswith("1."):
-        raise InvalidWheel(f"{filename}: unsupported Wheel-Version {wv!r}")
+    wv = (headers.get("Wheel-Version") or "").strip()
+    wv_match = _WHEEL_VERSION.fullmatch(wv)
+    if wv_match is None:
+        raise InvalidWheel(f"{filename}: WHEEL has no valid Wheel-Version (found {wv!r})")
+    if int(wv_match.group(1)) > SUPPORTED_WHEEL_VERSION[0]:
+        raise InvalidWheel(
+            f"{filename}: Wheel-Version {wv} is not supported (safelink installs "
+            f"{SUPPORTED_WHEEL_VERSION[0]}.x and older)",
+            "use a newer safelink or a wheel built for Wheel-Version 1",
+        )
+    requires_python = _check_metadata(zf, infos, filename, dist_info, name, version)
     purelib = headers.get("Root-Is-Purelib", "").strip().lower() == "true"
 
     record_path = f"{dist_info}/RECORD"
@@ -250,7 +287,7 @@ def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> 
     if ep_path in infos:
         eps = parse_entry_points(filename, _read_text(zf, infos, filename, ep_path))
     return WheelInfo(
-        filename=filename,
+        filename=raw_filename,
         name=name,
         version=version,
         tags=frozenset(tags),
@@ -259,7 +296,62 @@ def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> 
         root_is_purelib=purelib,
         members=tuple(members),
         entry_points=eps,
+        requires_python=requires_python,
+        wheel_version=wv,
     )
+
+
+def _check_metadata(
+    zf: zipfile.ZipFile,
+    infos: dict[str, zipfile.ZipInfo],
+    filename: str,
+    dist_info: str,
+    name: NormalizedName,
+    version: Version,
+) -> str:
+    """Check METADATA against the file name (as pip and uv do); return Requires-Python.
+
+    Name and Version must match the file name after normalisation; Requires-Python
+    and every Requires-Dist must parse (an installer that cannot read them cannot
+    honour them). Nothing else in METADATA matters to an installer.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion
+
+    meta = HeaderParser().parsestr(_read_text(zf, infos, filename, f"{dist_info}/METADATA"))
+    meta_name = (meta.get("Name") or "").strip()
+    if canonicalize_name(meta_name) != name:
+        raise InvalidWheel(
+            f"{filename}: METADATA says Name {meta_name!r}, the file name says {name!r}"
+        )
+    meta_version = (meta.get("Version") or "").strip()
+    try:
+        same = Version(meta_version) == version
+    except InvalidVersion:
+        same = False
+    if not same:
+        raise InvalidWheel(
+            f"{filename}: METADATA says Version {meta_version!r}, the file name says "
+            f"{str(version)!r}"
+        )
+    requires_python = (meta.get("Requires-Python") or "").strip()
+    try:
+        SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        raise InvalidWheel(
+            f"{filename}: invalid metadata: Requires-Python {requires_python!r} does not parse"
+        ) from None
+    for req in meta.get_all("Requires-Dist") or ():
+        try:
+            Requirement(str(req))
+        except InvalidRequirement as exc:
+            why = shown(str(exc).splitlines()[0] if str(exc) else "")
+            raise InvalidWheel(
+                f"{filename}: invalid metadata: Requires-Dist {str(req)!r} does not parse "
+                f"({why})"
+            ) from None
+    return requires_python
 
 
 def _read_text(
@@ -274,7 +366,8 @@ def _read_text(
     except UnicodeDecodeError:
         raise InvalidWheel(f"{filename}: {path} is not UTF-8") from None
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-        raise InvalidWheel(f"{filename}: corrupt archive reading {path}: {exc}") from None
+        why = shown(str(exc))
+        raise InvalidWheel(f"{filename}: corrupt archive reading {path}: {why}") from None
 
 
 def parse_entry_points(filename: str, text: str) -> tuple[EntryPoint, ...]:
@@ -286,7 +379,7 @@ def parse_entry_points(filename: str, text: str) -> tuple[EntryPoint, ...]:
     try:
         parser.read_string(text)
     except Error as exc:
-        first = str(exc).splitlines()[0]
+        first = shown(str(exc).splitlines()[0])
         raise InvalidWheel(f"{filename}: bad entry_points.txt: {first}") from None
     out: list[EntryPoint] = []
     for section, kind in (("console_scripts", "console"), ("gui_scripts", "gui")):

@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="install even if the wheel's tags do not match the target",
     )
+    p.add_argument(
+        "--ignore-requires-python",
+        action="store_true",
+        help="install even if a wheel's Requires-Python excludes the target, like pip",
+    )
     p.add_argument("--threads", type=int, default=None, help="link threads (default: auto)")
     p.add_argument(
         "--no-deps",
@@ -383,6 +388,7 @@ def _install(args: argparse.Namespace, cache: object) -> int:
             guard=args.guard,
             compile_bytecode=args.compile,
             force=args.force,
+            ignore_requires_python=args.ignore_requires_python,
             lock_timeout=args.lock_timeout,
             threads=args.threads,
             max_unpacked=args.max_unpacked_size,
