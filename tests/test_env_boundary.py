@@ -130,6 +130,21 @@ def test_a_name_that_claims_to_be_a_journal_stops_the_run(
         assert snapshot(new_venv, canary) == before
 
 
+def test_wheel_file_with_a_reserved_name_at_the_root_is_refused(
+    tmp_path: Path, new_venv: Path
+) -> None:
+    """safelink itself never installs a file that would look like its journal."""
+    cache = tmp_path / "cache"
+    name = f".safelink-journal-{'a' * 16}-{'b' * 24}"
+    evil = make_wheel(
+        tmp_path, "evil", "1.0", {"evil.py": b"", f"evil-1.0.data/data/{name}": b"{}"}
+    )
+    before = tree(new_venv)
+    proc = run_cli("install", *args(new_venv, cache), str(evil))
+    assert_one_line_error(proc, "reserved for safelink's journal", name)
+    assert tree(new_venv) == before
+
+
 def write_journal(venv: Path, body: object, *, stash: str | None = None) -> str:
     """An authentic journal (signed with the test user's key), as a crash would leave one."""
     key = _atomic.user_key()
@@ -249,6 +264,31 @@ def test_authentic_stash_that_is_a_symlink_is_never_followed(
     assert f"{done} an interrupted uninstall of demo 1.0" in proc.stderr
     assert tree(canary) == before
     assert not (new_venv / "precious.txt").exists()
+
+
+def test_restore_never_removes_a_directory_tree(tmp_path: Path, new_venv: Path) -> None:
+    """A stashed file whose place is now a directory with files in it: the rollback
+    stops with one line and keeps both (it never deletes a tree it did not make)."""
+    cache = tmp_path / "cache"
+    key = _atomic.user_key()
+    stash = _atomic.make_name("stash", key)
+    (new_venv / stash / "pkg").mkdir(parents=True)
+    (new_venv / stash / "pkg" / "x").write_bytes(b"stashed")
+    (new_venv / "pkg" / "x").mkdir(parents=True)
+    (new_venv / "pkg" / "x" / "mine.txt").write_bytes(b"the user's")
+    body = {
+        "format": 1,
+        "op": "uninstall",
+        "what": ["demo 1.0"],
+        "phase": "stashing",
+        "stash": stash,
+        "token": "0" * 16,
+    }
+    write_journal(new_venv, body)
+    before = tree(new_venv)
+    proc = run_cli("install", *args(new_venv, cache), str(small_wheel(tmp_path)))
+    assert_one_line_error(proc, "cannot restore", "a directory is in its place")
+    assert tree(new_venv) == before
 
 
 def test_key_file_must_be_private(tmp_path: Path, new_venv: Path, state_dir: Path) -> None:

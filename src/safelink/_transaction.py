@@ -175,8 +175,26 @@ class Transaction:
         }
 
     def begin(self) -> None:
+        self._refuse_reserved()
         self.phase = "stashing"
         self._write()
+
+    def _refuse_reserved(self) -> None:
+        """A wheel file at the environment's root named like safelink's journal or stash
+        would stop every later run (it cannot be authenticated): refused up front."""
+        for plan in self.plans:
+            dests: dict[str, list[str]] = plan.get("dests", {})  # type: ignore[assignment]
+            for root, rels in dests.items():
+                if os.path.abspath(root) != self.root:
+                    continue
+                for rel in rels:
+                    if "/" not in rel and looks_like(rel):
+                        raise SafelinkError(
+                            f"{shown(str(plan.get('name', '')))} would install "
+                            f"'{shown(rel)}' at the root of {shown(self.root)}, a name "
+                            "reserved for safelink's journal",
+                            "refused; nothing was changed",
+                        )
 
     def linking(self) -> None:
         self.phase = "linking"
@@ -355,7 +373,13 @@ class Transaction:
                     )
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
                 if os.path.isdir(dest) and not os.path.islink(dest):
-                    rmtree_quiet(dest)
+                    try:
+                        os.rmdir(dest)  # never a tree: whatever is in it is not ours
+                    except OSError:
+                        raise JournalError(
+                            f"cannot restore {shown(dest)}: a directory is in its place",
+                            f"move that directory away; the file is kept in {shown(src)}",
+                        ) from None
                 else:
                     unlink_quiet(dest)
                 os.rename(src, dest)
