@@ -96,7 +96,7 @@ def admit_locked(
                 NotImplementedError,
                 UnicodeDecodeError,
             ) as exc:
-                raise InvalidWheel(f"{wheel}: corrupt archive ({exc})") from None
+                raise InvalidWheel(f"{shown(wheel)}: corrupt archive ({shown(str(exc))})") from None
             shebang = _extract(zf, info, _layout.entry_files(tmp), wheel)
         now = os.fstat(f.fileno())
         if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
