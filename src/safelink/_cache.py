@@ -379,6 +379,7 @@ class Cache:
             return False
         rmtree(trash)
         rmtree(_layout.pyc_dir(self.root, entry.sha256))  # its compiled bytecode
+        rmtree(_layout.kept_wheel(self.root, entry.sha256))  # its downloaded wheel
         try:
             os.unlink(_layout.envs_file(self.root, entry.sha256))
         except OSError:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from ._marker import MARKER
 from ._record import first_duplicate, render_record
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ SUPPORTED_WHEEL_VERSION = (1, 0)
 """The wheel format this installer implements: a greater major version is refused at
 admission, a greater minor version installs with a warning (the wheel spec's rule)."""
 
-FRESH_DIST_INFO = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
+FRESH_DIST_INFO = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", MARKER})
 """dist-info files the installer writes itself rather than linking from the wheel."""
 
 ScriptSpec = tuple[str, str, str, str]
