@@ -332,8 +332,8 @@ class Cache:
     # -- entries in use ------------------------------------------------------
     @contextlib.contextmanager
     def in_use(
-        self, entries: list[tuple[str, Entry, bool]], max_unpacked: int | None = None
-    ) -> Iterator[list[tuple[str, Entry, bool]]]:
+        self, entries: list[tuple[str | None, Entry, bool]], max_unpacked: int | None = None
+    ) -> Iterator[list[tuple[str | None, Entry, bool]]]:
         """Hold a shared lock on each (wheel, entry, admitted) entry for the ``with`` body,
         so that ``cache clean``/``prune`` (which take it exclusively, without waiting)
         skip them. An entry evicted since it was admitted is admitted again from its
@@ -355,6 +355,11 @@ class Cache:
                         held.enter_context(one)
                         break
                     one.close()  # evicted meanwhile: admit it again, then hold it
+                    if wheel is None:
+                        raise CacheCorrupt(
+                            f"cache entry {entry.sha256} was removed while it was being installed",
+                            "run the command again; nothing was changed",
+                        )
                     again, did = self.admit_status(wheel, max_unpacked=max_unpacked)
                     out[i] = (wheel, again, admitted or did)
             yield out

@@ -235,9 +235,9 @@ def install_lock(
 
 
 def _interrupted(tgt: Target) -> bool:
-    from ._transaction import JOURNAL
+    from ._transaction import interrupted
 
-    return os.path.lexists(os.path.join(tgt.root, JOURNAL))
+    return interrupted(tgt)
 
 
 def _recover(tgt: Target, lock_timeout: float | None) -> None:

@@ -569,6 +569,16 @@ def _load(target: Target, name: str, key: bytes) -> Transaction:
     return txn
 
 
+def interrupted(target: Target) -> bool:
+    """Does *target* hold something that claims to be the journal of a dead transaction?
+    (A cheap look before taking the lock; :func:`recover` decides what it is.)"""
+    try:
+        names = os.listdir(target.root)
+    except OSError:
+        return False
+    return any(looks_like(n) == "journal" for n in names)
+
+
 def recover(target: Target) -> str | None:
     """Finish or roll back a transaction that died in *target*; say which (None: none).
 
