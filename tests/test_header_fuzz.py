@@ -204,20 +204,24 @@ def _outcome(
     return "installed", None
 
 
+_ARCHIVE_HASH_FILES = (".dist-info/direct_url.json", ".dist-info/safelink.json")
+
+
 def _without_archive_hash(listing: Listing) -> Listing:
-    """*listing* without what names the wheel file's own sha256 (``direct_url.json``).
+    """*listing* without what names the wheel file's own sha256 (``direct_url.json``,
+    ``safelink.json``).
 
     A damaged wheel is another file: its archive hash differs by design.
     """
     out = {}
     for rel, (kind, mode, data) in listing.items():
-        if rel.endswith(".dist-info/direct_url.json"):
+        if rel.endswith(_ARCHIVE_HASH_FILES):
             continue
         if rel.endswith(".dist-info/RECORD") and isinstance(data, bytes):
             data = b"".join(
                 line
                 for line in data.splitlines(keepends=True)
-                if b".dist-info/direct_url.json," not in line
+                if not any(b"%s," % n.encode() in line for n in _ARCHIVE_HASH_FILES)
             )
         out[rel] = (kind, mode, data)
     return out
