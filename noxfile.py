@@ -17,7 +17,7 @@ for _bin in sorted(glob.glob(os.path.join(_pyenv, "3.1[0-3]*", "bin")), reverse=
 
 PYTHONS = [v for v in ("3.10", "3.11", "3.12", "3.13") if shutil.which(f"python{v}")]
 
-nox.options.sessions = ["lint", "typecheck", "tests", "bench_quick", "docs"]
+nox.options.sessions = ["lint", "typecheck", "tests", "tests_no_posix", "bench_quick", "docs"]
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 
@@ -38,6 +38,34 @@ def typecheck(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
+
+
+NO_POSIX_TESTS = [
+    "tests/test_concurrency.py",
+    "tests/test_translate.py",
+    "tests/test_platforms.py",
+    "tests/test_embedding.py",
+    "tests/test_link_modes.py",
+]
+"""Locks, workers, linking and error paths: what changes where there is no fork or fcntl."""
+
+
+@nox.session
+def tests_no_posix(session: nox.Session) -> None:
+    """The Windows code paths, here: os.fork, fcntl and SIGKILL taken away (tests/nonposix/),
+    so links and admission use threads and environments are locked through a lock file.
+    Clone needs FICLONE (an fcntl ioctl), so the clone rows are left to the real runners."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "not clone and not probe_leaves_nothing_behind",
+        *NO_POSIX_TESTS,
+        *session.posargs,
+        env={"PYTHONDONTWRITEBYTECODE": "1", "SAFELINK_TEST_NO_POSIX": "1"},
+    )
 
 
 @nox.session

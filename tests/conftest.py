@@ -11,9 +11,23 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+if os.environ.get("SAFELINK_TEST_NO_POSIX") == "1":
+    # Simulated Windows (no os.fork, fcntl, SIGKILL): this process, and through
+    # PYTHONPATH every safelink process the tests start. See tests/nonposix/.
+    import importlib.util
+
+    _np = os.path.join(os.path.dirname(__file__), "nonposix")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_np, os.environ.get("PYTHONPATH")]))
+    _spec = importlib.util.spec_from_file_location("safelink_nonposix", f"{_np}/sitecustomize.py")
+    assert _spec is not None and _spec.loader is not None
+    _mod = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_mod)
+
 pytest_plugins = ["fs_fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
+ENV_LOCK_FILE = ".safelink.lock"
+"""safelink._lock.ENV_LOCK_FILE (not imported here: conftest runs before any safelink import)."""
 
 
 @pytest.fixture
@@ -59,7 +73,11 @@ def run_cli(
 
 
 def tree(root: Path) -> dict[str, tuple[str, int, bytes | str]]:
-    """Full listing of *root*: relative path -> (kind, mode, content or link target)."""
+    """Full listing of *root*: relative path -> (kind, mode, content or link target).
+
+    An environment's lock file (where directories cannot be locked: Windows) is not
+    listed: like uv's ``.lock``, it stays once an install has run there.
+    """
     out: dict[str, tuple[str, int, bytes | str]] = {}
     if not root.exists():
         return out
@@ -67,6 +85,8 @@ def tree(root: Path) -> dict[str, tuple[str, int, bytes | str]]:
         for n in dirnames + filenames:
             p = Path(dirpath) / n
             rel = str(p.relative_to(root))
+            if rel == ENV_LOCK_FILE:
+                continue
             st = p.lstat()
             if p.is_symlink():
                 out[rel] = ("link", st.st_mode, os.readlink(p))

@@ -9,7 +9,6 @@ people bring from pip and uv.
 from __future__ import annotations
 
 import ast
-import fcntl
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ import pytest
 
 import corpus
 from conftest import REPO, make_venv, run_cli, site_packages, tree
+from safelink._lock import env_lock
 from wheelmaker import make_wheel
 
 
@@ -180,8 +180,8 @@ def test_repair_decides_what_to_restore_under_the_environment_lock(
     venv = make_venv(tmp_path / "venv")
     run_cli("install", "--python", str(venv), "--link-mode", "copy", str(whl), check=True)
     target = site_packages(venv) / "locked" / "__init__.py"
-    fd = os.open(venv, os.O_RDONLY)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    held = env_lock(str(venv))  # what an install holds (a lock file where no flock)
+    held.__enter__()
     try:
         target.write_bytes(b"X = 2\n")
         repair = subprocess.Popen(
@@ -196,20 +196,19 @@ def test_repair_decides_what_to_restore_under_the_environment_lock(
         fresh.write_bytes(b"X = 1\n")
         os.replace(fresh, target)
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        held.__exit__(None, None, None)
     out, err = repair.communicate(timeout=60)
     assert (repair.returncode, lines(out), err) == (0, ["nothing to repair"], "")
 
 
 def test_repair_lock_timeout_is_one_line(tmp_path: Path, cache_dir: Path) -> None:
     venv = make_venv(tmp_path / "venv")
-    fd = os.open(venv, os.O_RDONLY)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    held = env_lock(str(venv))
+    held.__enter__()
     try:
         proc = run_cli("repair", "--env", str(venv), "--lock-timeout", "0.2")
     finally:
-        os.close(fd)
+        held.__exit__(None, None, None)
     assert (proc.returncode, proc.stdout) == (1, "")
     assert lines(proc.stderr) == [
         f"safelink: error: environment {venv} is being modified by another safelink process "

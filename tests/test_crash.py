@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 
 import safelink
-from conftest import make_venv, run_cli, site_packages, tree
+from conftest import ENV_LOCK_FILE, make_venv, run_cli, site_packages, tree
 from safelink._layout import ADMIT, parse_temp, temp_name
 from wheelmaker import make_wheel
 
-KILLED = -signal.SIGKILL
+KILLED = -getattr(signal, "SIGKILL", 9)  # no SIGKILL on Windows: the suite must import there
 EP = "[console_scripts]\ndemo-hello = demo.cli:main\n"
 
 # -- shared helpers -----------------------------------------------------------------------
@@ -62,6 +62,7 @@ def files_of(root: Path) -> set[str]:
     for dirpath, dirnames, filenames in os.walk(root):
         for n in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             out.add(os.path.relpath(os.path.join(dirpath, n), root))
+    out.discard(ENV_LOCK_FILE)  # an environment's lock file where there is no flock (Windows)
     return out
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pty
 import re
 import select
 import subprocess
@@ -29,6 +28,7 @@ def some_wheels(d: Path, n: int = 6, files: int = 300) -> list[Path]:
 
 def run_in_pty(args: list[str], env: dict[str, str]) -> tuple[int, list[tuple[float, bytes]]]:
     """Run safelink with stdout and stderr on a pseudo-terminal; (status, timed chunks)."""
+    pty = pytest.importorskip("pty", reason="pseudo-terminals are POSIX-only")
     parent, child = pty.openpty()
     start = time.monotonic()
     proc = subprocess.Popen(

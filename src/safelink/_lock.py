@@ -1,35 +1,42 @@
 """Advisory inter-process file locks with a timeout.
 
 Cache entries and environments are shared by concurrent processes. A lock is a
-file opened once and locked with ``flock`` (``msvcrt.locking`` on Windows); the
-kernel drops it when the process dies, so a crash never leaves a stale lock.
+file opened once and locked with ``flock`` where there is ``fcntl`` (POSIX; a
+directory can be locked itself), else with ``msvcrt.locking`` on a lock file
+(Windows). The kernel drops either when the process dies, so a crash never
+leaves a stale lock.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import import_module
+from typing import Any
 
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows runners
-    import msvcrt
+try:
+    import fcntl
+except ImportError:  # Windows (or simulated Windows in the tests): no flock
+    _msvcrt: Any = import_module("msvcrt")
+    DIRECTORY_LOCKS = False
 
     def _try_lock(fd: int) -> bool:
         try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            _msvcrt.locking(fd, _msvcrt.LK_NBLCK, 1)
         except OSError:
             return False
         return True
 
     def _unlock(fd: int) -> None:
         os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        _msvcrt.locking(fd, _msvcrt.LK_UNLCK, 1)
 
 else:
-    import fcntl
+    DIRECTORY_LOCKS = True
+    """A directory can be locked itself (no lock file left in it)."""
 
     def _try_lock(fd: int) -> bool:
         try:
@@ -63,7 +70,7 @@ def file_lock(
     held for milliseconds to seconds, and polling keeps the code portable.
     A time-out raises :class:`LockTimeout` naming *what* (default: *path*).
     """
-    if os.path.isdir(path):  # POSIX can lock a directory itself: no lock file left behind
+    if DIRECTORY_LOCKS and os.path.isdir(path):  # no lock file left behind
         fd = os.open(path, os.O_RDONLY)
     else:
         try:
@@ -94,11 +101,13 @@ def file_lock(
         os.close(fd)
 
 
+ENV_LOCK_FILE = ".safelink.lock"
+"""Where directories cannot be locked (Windows): the lock file in an environment's root."""
+
+
 def env_lock_path(root: str) -> str:
-    """What to lock for an environment: its root directory, or a lock file on Windows."""
-    if sys.platform == "win32":  # pragma: no cover
-        return os.path.join(root, ".safelink.lock")
-    return root
+    """What to lock for an environment: its root directory, or a lock file in it."""
+    return root if DIRECTORY_LOCKS else os.path.join(root, ENV_LOCK_FILE)
 
 
 DEFAULT_TIMEOUT = 120.0

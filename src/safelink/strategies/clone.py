@@ -24,7 +24,15 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 _READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 
 
-if sys.platform.startswith("linux"):
+def _has_fcntl() -> bool:
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:  # simulated Windows in the tests
+        return False
+    return True
+
+
+if sys.platform.startswith("linux") and _has_fcntl():
     import fcntl
 
     def _clone(pair: DirPair, src: str, dst: str, executable: bool) -> None:
