@@ -288,8 +288,8 @@ def test_matrix_example_runs_and_reports(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0] == (  # 13 linked, RECORD/INSTALLER/REQUESTED/direct_url.json per wheel
-        "test matrix: 3 environments x 2 wheels (alpha-1.0, beta-2.0), 21 files per environment"
+    assert lines[0] == (  # 13 linked; RECORD, INSTALLER, REQUESTED, direct_url.json, safelink.json
+        "test matrix: 3 environments x 2 wheels (alpha-1.0, beta-2.0), 23 files per environment"
     )
     assert re.fullmatch(r"link mode: (clone|hardlink|copy) \(cache .+\)", lines[1])
     # uv is compared when the example finds it (next to this interpreter or on PATH)

@@ -75,11 +75,11 @@ def test_summary_line_counts_modes(tmp_path: Path, cache_dir: Path, new_venv: Pa
         "install", "--python", str(new_venv), "--link-mode", "copy", str(whl), check=True
     )
     line = proc.stdout.strip()
-    assert line.startswith(f"Installed 1 wheel into {new_venv}, 16 files in ")
-    assert "(copy 9, written 7)" in line
+    assert line.startswith(f"Installed 1 wheel into {new_venv}, 17 files in ")
+    assert "(copy 9, written 8)" in line
     proc = run_cli("install", "--python", str(new_venv), "--json", str(whl), check=True)
     data = json.loads(proc.stdout)
-    assert data["files"] == 16 and data["wheels"][0]["replaced"] == "1.0"
+    assert data["files"] == 17 and data["wheels"][0]["replaced"] == "1.0"
 
 
 def test_hardlink_shares_inode_copy_does_not(tmp_path: Path, cache_dir: Path) -> None:

@@ -152,7 +152,7 @@ def test_cross_device_auto_copies_and_warns(cross_device_pair: tuple[Path, Path]
         "install", "--cache-dir", str(cache_side / "cache"), "--python", str(venv), str(whl)
     )
     assert proc.returncode == 0, proc.stderr
-    assert "(copy 6, written 4)" in proc.stdout
+    assert "(copy 6, written 5)" in proc.stdout
     warning = [line for line in proc.stderr.splitlines() if "warning" in line.lower()]
     assert len(warning) == 1 and "different filesystems" in warning[0]
     assert "SAFELINK_CACHE_DIR" in warning[0]
@@ -168,7 +168,7 @@ def test_cross_device_explicit_hardlink(cross_device_pair: tuple[Path, Path]) ->
     assert proc.returncode == 1 and "EXDEV" in proc.stderr and "--link-mode copy" in proc.stderr
     assert tree(venv) == before
     proc = run_cli(*args, "--link-mode", "hardlink", "--allow-fallback", str(whl))
-    assert proc.returncode == 0 and "(copy 6, written 4)" in proc.stdout
+    assert proc.returncode == 0 and "(copy 6, written 5)" in proc.stdout
 
 
 def test_emlink_gives_cache_file_a_fresh_inode(fs_tmp: object) -> None:
@@ -269,7 +269,7 @@ def test_plugin_strategy_from_entry_point(tmp_path: Path, cache_dir: Path) -> No
         "install", "--python", str(venv), "--link-mode", "reversed-copy", str(whl), env=env
     )
     assert proc.returncode == 0, proc.stderr
-    assert "(reversed-copy 6, written 4)" in proc.stdout
+    assert "(reversed-copy 6, written 5)" in proc.stdout
     proc = run_cli("install", "--python", str(venv), "--link-mode", "nope", str(whl), env=env)
     assert proc.returncode == 1 and "unknown link mode 'nope'" in proc.stderr
     assert "reversed-copy" in proc.stderr

@@ -38,7 +38,7 @@ from conftest import make_venv, site_packages
 
 PIP_MIN = (22, 3)  # first pip with --python
 LOCK_FILE = ".safelink.lock"
-FRESH_META = ("INSTALLER", "RECORD", "REQUESTED", "direct_url.json")
+FRESH_META = ("INSTALLER", "RECORD", "REQUESTED", "direct_url.json", "safelink.json")
 TIMEOUT = 300
 
 WHEEL_IDS = [w.name for w in corpus.TEST_WHEELS]
@@ -351,6 +351,8 @@ def _compare_trees(pip: Env, sl: Env) -> list[str]:
     problems += [f"safelink left {r} behind" for r in leftovers]
     for r in [LOCK_FILE, *leftovers]:
         b.pop(r, None)
+    for r in [r for r in b if _fresh_meta(sl, r) == "safelink.json"]:
+        b.pop(r)  # safelink's own record of the wheel's sha256 (pip writes none)
     launchers = _launchers(pip)
     problems += [f"only pip installed {r}" for r in sorted(a.keys() - b.keys())]
     problems += [f"only safelink installed {r}" for r in sorted(b.keys() - a.keys())]
@@ -663,6 +665,10 @@ def test_metadata_reads_as_after_pip(sl_all: Env, pip_all: Env, tmp_path: Path) 
         assert dist["installer"] == "safelink"
         assert want[name]["installer"] == "pip"
         dist["installer"] = want[name]["installer"]
+        files: list[str] = dist["files"]  # type: ignore[assignment]
+        ours = [f for f in files if f.endswith(".dist-info/safelink.json")]
+        assert len(ours) == 1, f"{name}: no safelink.json in RECORD"  # the wheel's sha256
+        dist["files"] = [f for f in files if f not in ours]
     assert got == want
 
 

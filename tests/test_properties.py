@@ -190,6 +190,7 @@ def test_random_safe_wheel_lands_only_in_scheme_dirs(
             "INSTALLER",
             "REQUESTED",
             "direct_url.json",
+            "safelink.json",
         }
         # Every directory created is a parent of something installed (nothing stray).
         parents = {str(target)}

@@ -28,8 +28,14 @@ _EXPORTS = {
     "InstalledWheel": "._report",
     "InstallReport": "._report",
     "Installed": "._uninstall",
+    "Change": "._sync",
+    "SyncReport": "._sync",
+    "install_lock": "._sync",
+    "sync": "._sync",
     "uninstall": "._uninstall",
     "CacheCorrupt": ".errors",
+    "DownloadFailed": ".errors",
+    "InvalidLock": ".errors",
     "EnvironmentBusy": ".errors",
     "IncompatibleWheel": ".errors",
     "InvalidWheel": ".errors",
@@ -47,6 +53,8 @@ __all__ = [
     "LINK_MODES",
     "Cache",
     "CacheCorrupt",
+    "Change",
+    "DownloadFailed",
     "Entry",
     "EnvironmentBusy",
     "Fallback",
@@ -55,6 +63,7 @@ __all__ = [
     "InstallReport",
     "Installed",
     "InstalledWheel",
+    "InvalidLock",
     "InvalidWheel",
     "LinkFailed",
     "NotInstalled",
@@ -62,13 +71,16 @@ __all__ = [
     "ProgressCallback",
     "SafelinkError",
     "Strategy",
+    "SyncReport",
     "Target",
     "TargetError",
     "UnsafeWheel",
     "WheelTooLarge",
     "install",
+    "install_lock",
     "register",
     "resolve_target",
+    "sync",
     "uninstall",
 ]
 
@@ -80,11 +92,14 @@ if TYPE_CHECKING:
     from ._policy import Fallback
     from ._progress import Progress, ProgressCallback
     from ._report import InstalledWheel, InstallReport
+    from ._sync import Change, SyncReport, install_lock, sync
     from ._uninstall import Installed, uninstall
     from .errors import (
         CacheCorrupt,
+        DownloadFailed,
         EnvironmentBusy,
         IncompatibleWheel,
+        InvalidLock,
         InvalidWheel,
         LinkFailed,
         NotInstalled,

@@ -236,6 +236,7 @@ class Cache:
             os.rename(entry.path, trash)
         rmtree(trash)
         rmtree(_layout.pyc_dir(self.root, entry.sha256))  # its compiled bytecode
+        rmtree(_layout.kept_wheel(self.root, entry.sha256))  # its downloaded wheel
         try:
             os.unlink(_layout.envs_file(self.root, entry.sha256))
         except OSError:

@@ -177,7 +177,7 @@ def clean(cache: Cache, names: list[str]) -> dict[str, Any]:
         for d in cache.stale_temp_dirs():
             rmtree(d)
         kept = {e.sha256 for e in cache.entries()}
-        for sub in (_layout.PYC, _layout.ENVS):  # leftovers of entries no longer there
+        for sub in (_layout.PYC, _layout.ENVS, _layout.WHEELS):  # of entries no longer there
             for sha in _listdir(_layout.subdir(cache.root, sub)):
                 if sha not in kept:
                     rmtree(_layout.subdir(_layout.subdir(cache.root, sub), sha))

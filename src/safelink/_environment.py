@@ -53,24 +53,30 @@ class Target:
         return [self.purelib] if self.purelib == self.platlib else [self.purelib, self.platlib]
 
     def supported_tags(self) -> set[str]:
-        """Wheel tags this target's interpreter accepts, most specific first."""
+        """Wheel tags this target's interpreter accepts."""
+        if self._tags is not None:
+            return set(self._tags)
+        return set(self.tag_list())
+
+    def tag_list(self) -> list[str]:
+        """Wheel tags this target's interpreter accepts, most preferred first."""
         from packaging import tags
 
         if self._tags is not None:
-            return set(self._tags)
+            return list(self._tags)
         same = (
             self.version == sys.version_info[:2] and self.implementation == sys.implementation.name
         )
         if same:
-            return {str(t) for t in tags.sys_tags()}
+            return [str(t) for t in tags.sys_tags()]
         platforms = list(tags.platform_tags())
         if self.implementation == "cpython":
             v = f"{self.version[0]}{self.version[1]}"
             abis = [f"cp{v}t"] if self.free_threaded else [f"cp{v}", "abi3", "none"]
-            out = {str(t) for t in tags.cpython_tags(self.version, abis, platforms)}
-            out |= {str(t) for t in tags.compatible_tags(self.version, f"cp{v}", platforms)}
+            out = [str(t) for t in tags.cpython_tags(self.version, abis, platforms)]
+            out += [str(t) for t in tags.compatible_tags(self.version, f"cp{v}", platforms)]
             return out
-        return {str(t) for t in tags.compatible_tags(self.version, None, platforms)}
+        return [str(t) for t in tags.compatible_tags(self.version, None, platforms)]
 
 
 def _read_cfg(path: str) -> dict[str, str]:

@@ -55,7 +55,7 @@ def _default_threads(nfiles: int) -> int:
 
 
 def install(
-    wheels: Iterable[str | os.PathLike[str]],
+    wheels: Iterable[str | os.PathLike[str] | Entry],
     target: Target | str | os.PathLike[str] | None = None,
     *,
     python: str | None = None,
@@ -72,13 +72,16 @@ def install(
     threads: int | None = None,
     max_unpacked: int | None = None,
     progress: ProgressCallback | None = None,
+    remove: Iterable[str] = (),
 ) -> InstallReport:
     """Install *wheels* into an environment by linking them from the cache.
 
     Args:
         wheels: Paths of wheel files. safelink installs exactly these: it does
             not resolve or download dependencies. Two wheels of one project are
-            an error.
+            an error. Cache entries (:meth:`Cache.get` by sha256) may stand in
+            for files: they install with no wheel file at hand and get no
+            ``direct_url.json`` (what a lock file selects).
         target: Where to install: a :class:`Target`, a venv directory, or an
             interpreter path. ``None`` means what the command line does with no
             target option: the active ``VIRTUAL_ENV``, else a ``.venv`` in the
@@ -123,6 +126,8 @@ def install(
         progress: A :data:`ProgressCallback`, called with :class:`Progress`
             events: ``admit`` (wheels), ``link`` (files, done/total as they are
             placed) and ``finalize`` (wheels).
+        remove: Names of distributions to uninstall in the same transaction
+            (what ``sync`` removes); each must have a RECORD.
 
     Returns:
         An :class:`InstallReport`.
@@ -134,8 +139,10 @@ def install(
     t0 = time.perf_counter()
     guard = Guard(guard)
     cache = cache if isinstance(cache, Cache) else Cache(cache)
-    paths = [os.path.abspath(os.fspath(w)) for w in wheels]
-    if not paths:
+    items = list(wheels)
+    given = [w for w in items if isinstance(w, Entry)]
+    paths = [os.path.abspath(os.fspath(w)) for w in items if not isinstance(w, Entry)]
+    if not paths and not given:
         raise SafelinkError("no wheels given")
     tgt = resolve_target(
         target, python=python, prefix=prefix, flat=flat_target, cache_root=cache.root
@@ -144,7 +151,9 @@ def install(
 
     if not force:
         _check_tags(paths, tgt, cache)
-    entries = _admit_all(cache, paths, max_unpacked, progress)
+    entries: list[tuple[str | None, Entry, bool]] = []
+    entries += _admit_all(cache, paths, max_unpacked, progress) if paths else []
+    entries += [(None, e, False) for e in given]
     report.timings["admit"] = time.perf_counter() - t0
 
     seen: dict[str, str] = {}
@@ -176,6 +185,7 @@ def install(
             requested=requested,
             threads=threads,
             progress=progress,
+            remove=list(remove),
         )
     report.timings["total"] = time.perf_counter() - t0
     for w in report.warnings[said:]:
@@ -292,7 +302,7 @@ def _prepare_root(tgt: Target) -> None:
 def _install_locked(
     tgt: Target,
     cache: Cache,
-    entries: list[tuple[str, Entry, bool]],
+    entries: list[tuple[str | None, Entry, bool]],
     report: InstallReport,
     *,
     link_mode: str,
@@ -302,6 +312,7 @@ def _install_locked(
     requested: bool,
     threads: int | None,
     progress: ProgressCallback | None,
+    remove: list[str],
 ) -> None:
     t1 = time.perf_counter()
     decision = decide(
@@ -327,6 +338,9 @@ def _install_locked(
             for inst in find_installed(tgt, plan.name):
                 remove_distribution(tgt, inst, txn.displace)
                 replaced[plan.name] = inst.version
+        for name in remove:  # sync: what the lock does not select, in this transaction
+            for inst in find_installed(tgt, name):
+                remove_distribution(tgt, inst, txn.displace)
         _displace_existing(txn)
         crash_point("install-after-stash")
         txn.linking()
@@ -458,7 +472,7 @@ def _arm_link_crash(linker: Linker) -> None:
 
 
 def _journal_plan(
-    tgt: Target, cache: Cache, wheel: str, entry: Entry
+    tgt: Target, cache: Cache, wheel: str | None, entry: Entry
 ) -> tuple[dict[str, object], dict[str, object]]:
     """The paths a rollback removes (kept in memory) and the journal's reference to them.
 
@@ -480,7 +494,7 @@ def _journal_plan(
         "name": plan.name,
         "sha256": entry.sha256,
         "cache": cache.base,
-        "wheel": wheel,
+        "wheel": wheel or plan.source,
         "roots": roots,
         "made": made_list,
     }
@@ -488,7 +502,7 @@ def _journal_plan(
 
 
 def _jobs_for(
-    tgt: Target, cache: Cache, entry: Entry, wheel: str, fds: list[int | None]
+    tgt: Target, cache: Cache, entry: Entry, wheel: str | None, fds: list[int | None]
 ) -> list[Job]:
     plan = entry.plan
     src_fd = open_dir(entry.files)

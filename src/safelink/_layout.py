@@ -16,6 +16,8 @@ place that can tell whose a temporary name is. Under the cache root
     interpreters/<key>.json       remembered interpreter descriptions
     tags/<key>.txt                remembered tag lists per kind of interpreter
     launchers/<key>               remembered entry-point launcher bodies
+    wheels/<sha256>/<file name>   wheels downloaded for a lock file (kept to heal from;
+                                  removed with their entry)
     tmp/                          work in progress (admissions, evictions, compiles,
                                   probe trial files)
 
@@ -46,9 +48,10 @@ PROBES = "probes"
 INTERPRETERS = "interpreters"
 TAGS = "tags"
 LAUNCHERS = "launchers"
+WHEELS = "wheels"
 TMP = "tmp"
 
-SUBDIRS = (ENTRIES, INDEX, LOCKS, ENVS, PYC, PROBES, INTERPRETERS, TAGS, LAUNCHERS, TMP)
+SUBDIRS = (ENTRIES, INDEX, LOCKS, ENVS, PYC, PROBES, INTERPRETERS, TAGS, LAUNCHERS, WHEELS, TMP)
 """Every sub-directory of the cache root (``cache size`` and ``cache clean`` cover all)."""
 
 REMEMBERED = (INDEX, PROBES, INTERPRETERS, TAGS, LAUNCHERS)
@@ -70,8 +73,10 @@ HEAL = "heal"
 """A pristine copy of a cached file, next to it, about to replace it."""
 RELINK = "relink"
 """A fresh inode for a cached file at its link-count limit, next to it."""
+DOWNLOAD = "download"
+"""A wheel being downloaded for a lock file, in ``tmp/``, until its hash matched."""
 
-KINDS = frozenset({ADMIT, EVICT, PYC_BUILD, PROBE, HEAL, RELINK})
+KINDS = frozenset({ADMIT, EVICT, PYC_BUILD, PROBE, HEAL, RELINK, DOWNLOAD})
 
 _MARK = ".safelink-"
 
@@ -136,6 +141,12 @@ def tags_file(root: str, key: str) -> str:
 
 def launcher_file(root: str, key: str) -> str:
     return os.path.join(root, LAUNCHERS, key)
+
+
+def kept_wheel(root: str, sha256: str, filename: str | None = None) -> str:
+    """A downloaded wheel (its directory when *filename* is None)."""
+    path = os.path.join(root, WHEELS, sha256)
+    return path if filename is None else os.path.join(path, filename)
 
 
 def tmp_dir(root: str) -> str:

@@ -15,6 +15,8 @@ from ._atomic import write_fresh
 from ._cache import Entry
 from ._environment import Target
 from ._hooks import crash_point
+from ._marker import MARKER
+from ._marker import render as render_marker
 from ._plan import Plan
 from ._record import PycRow, hash_of, render_record
 
@@ -62,12 +64,16 @@ def finalize(
     tgt: Target,
     entry: Entry,
     plan: Plan,
-    wheel: str,
+    wheel: str | None,
     requested: bool,
     pycs: list[PycRow],
     cache_root: str | None = None,
 ) -> int:
-    """Write scripts, metadata and RECORD; return how many files were written."""
+    """Write scripts, metadata and RECORD; return how many files were written.
+
+    *wheel* is the wheel file the user named (recorded in ``direct_url.json``);
+    ``None`` for a wheel chosen from an index or a lock, which gets none, as with pip and uv.
+    """
     site = tgt.scheme_root(plan.root_scheme, plan.name)
     prefixes: dict[str, str] = {}
 
@@ -117,14 +123,18 @@ def finalize(
     meta: dict[str, bytes] = {"INSTALLER": b"safelink\n"}
     if requested:
         meta["REQUESTED"] = b""
-    url = _file_uri(wheel)
-    meta["direct_url.json"] = json.dumps(
-        {
-            "url": url,
-            "archive_info": {"hash": f"sha256={plan.sha256}", "hashes": {"sha256": plan.sha256}},
-        },
-        sort_keys=True,
-    ).encode()
+    if wheel is not None:
+        meta["direct_url.json"] = json.dumps(
+            {
+                "url": _file_uri(wheel),
+                "archive_info": {
+                    "hash": f"sha256={plan.sha256}",
+                    "hashes": {"sha256": plan.sha256},
+                },
+            },
+            sort_keys=True,
+        ).encode()
+    meta[MARKER] = render_marker(plan.sha256, plan.filename)
     for name, data in meta.items():
         _write_fresh(os.path.join(dist_info, name), data, 0o666 & ~umask)
         rows.append((f"{plan.dist_info}/{name}", hash_of(data), str(len(data))))

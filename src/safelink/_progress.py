@@ -2,6 +2,8 @@
 
 Stages, in order:
 
+- ``download`` (``sync`` and ``install -r`` only): wheels a lock file names that
+  were fetched; ``done``/``total`` count wheels, one event as each is verified.
 - ``admit``: wheels made ready in the cache (unpacked once, or found there);
   ``done``/``total`` count wheels. One event per wheel, in argument order,
   before it (``done`` = wheels before it); a callback with ``from_workers``
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-Stage = Literal["admit", "link", "finalize"]
+Stage = Literal["download", "admit", "link", "finalize"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,8 @@ class Progress:
     """One progress event (see :data:`ProgressCallback`)."""
 
     stage: Stage
-    """``admit`` (wheels into the cache), ``link`` (files), ``finalize`` (metadata)."""
+    """``download`` (wheels from a lock's URLs), ``admit`` (wheels into the cache), ``link``
+    (files), ``finalize`` (metadata)."""
     wheel: str
     """The wheel file name the event is about, or ``""`` for the whole stage."""
     done: int

@@ -92,9 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "install", formatter_class=_Formatter, help="install wheels into an environment"
     )
-    p.add_argument("wheels", nargs="+", metavar="WHEEL")
+    p.add_argument("wheels", nargs="*", metavar="WHEEL")
     _target_options(p)
     _common(p)
+    _lock_install_options(p)
     p.add_argument(
         "--link-mode",
         default=os.environ.get("SAFELINK_LINK_MODE", "auto"),
@@ -131,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIZE",
         help="refuse wheels that unpack to more than SIZE (default 8G)",
     )
+
+    _add_sync_parser(sub)
 
     p = sub.add_parser(
         "uninstall", formatter_class=_Formatter, help="remove distributions by their RECORD"
@@ -282,7 +285,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     from ._cache import Cache
 
     cache = Cache(args.cache_dir)
+    if args.command == "sync" or (args.command == "install" and args.requirement):
+        return _sync(args, cache)
     if args.command == "install":
+        if not args.wheels:
+            raise SafelinkError("no wheels given", "name wheel files, or a lock file with -r")
         return _install(args, cache)
     if args.command == "uninstall":
         return _uninstall(args)
@@ -610,4 +617,143 @@ def _cache_command(args: argparse.Namespace, cache: object) -> int:
         print(json.dumps(data))
     elif not args.quiet:
         print(f"removed {len(data['removed'])} entries from {cache.base}")
+    return 0
+
+
+# -- install -r / sync: from a pylock.toml ------------------------------------------------
+
+
+def _lock_options(p: argparse.ArgumentParser) -> None:
+    """Options of ``sync`` and ``install -r`` (selection and fetching)."""
+    g = p.add_argument_group("lock file")
+    g.add_argument(
+        "--extras",
+        "--extra",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="select the lock's packages for this extra (repeatable, or comma-separated)",
+    )
+    g.add_argument(
+        "--group",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="dependency group to select (repeatable; default: the lock's default groups)",
+    )
+    g.add_argument(
+        "--dry-run", action="store_true", help="print what would change; change nothing"
+    )
+    g.add_argument(
+        "--reinstall",
+        action="store_true",
+        help="reinstall even what is already installed from the locked wheel",
+    )
+    g.add_argument(
+        "--offline",
+        action="store_true",
+        help="never use the network: wheels must be in the cache or on disk",
+    )
+
+
+def _lock_install_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-r",
+        "--requirement",
+        metavar="PYLOCK",
+        default=None,
+        help="install what a PEP 751 lock file (pylock.toml) selects for the target",
+    )
+    _lock_options(p)
+
+
+def _add_sync_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "sync",
+        formatter_class=_Formatter,
+        help="make an environment exactly what a pylock.toml selects (adds, replaces, removes)",
+    )
+    p.add_argument("lock", metavar="PYLOCK", help="a PEP 751 lock file (pylock.toml)")
+    _target_options(p)
+    _common(p)
+    _lock_options(p)
+    p.add_argument(
+        "--link-mode",
+        default=os.environ.get("SAFELINK_LINK_MODE", "auto"),
+        metavar="MODE",
+        help="auto (default), clone, hardlink, copy, symlink, or a plugin's name",
+    )
+    p.add_argument(
+        "--allow-fallback",
+        action="store_true",
+        help="let an explicit --link-mode fall back per file when it cannot work",
+    )
+    p.add_argument(
+        "--guard",
+        choices=("off", "check", "strict"),
+        default="check",
+        help="protection against edits through hardlinks (default: check)",
+    )
+    p.add_argument("--compile", action="store_true", help="byte-compile .py files, like pip")
+    p.add_argument("--threads", type=int, default=None, help="link threads (default: auto)")
+    p.add_argument(
+        "--max-unpacked-size",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="refuse wheels that unpack to more than SIZE (default 8G)",
+    )
+
+
+def _sync(args: argparse.Namespace, cache: object) -> int:
+    from ._cache import Cache
+    from ._sync import sync
+
+    assert isinstance(cache, Cache)
+    exact = args.command == "sync"
+    if not exact and args.wheels:
+        raise SafelinkError(
+            "give either wheel files or -r PYLOCK, not both",
+            "install the wheels and the lock in two runs",
+        )
+    extras = [e.strip() for x in args.extras for e in x.split(",") if e.strip()]
+    groups = (
+        None
+        if args.group is None
+        else [g.strip() for x in args.group for g in x.split(",") if g.strip()]
+    )
+    progress = _progress_display() if not (args.quiet or args.json) else None
+    report = sync(
+        args.lock if exact else args.requirement,
+        python=args.python,
+        prefix=args.prefix,
+        flat_target=args.target,
+        cache=cache,
+        extras=extras,
+        groups=groups,
+        exact=exact,
+        dry_run=args.dry_run,
+        reinstall=args.reinstall,
+        offline=args.offline,
+        link_mode=args.link_mode,
+        allow_fallback=True if args.allow_fallback else None,
+        guard=args.guard,
+        compile_bytecode=args.compile,
+        lock_timeout=args.lock_timeout,
+        threads=args.threads,
+        max_unpacked=args.max_unpacked_size,
+        progress=progress,
+    )
+    progress_done = getattr(progress, "done", None)
+    if progress_done:
+        progress_done()
+    if args.json:
+        print(json.dumps(report.to_dict(), default=str))
+        return 0
+    for line in report.lines():
+        _out(args, line)
+    if args.verbose:
+        for spec in report.unchanged:
+            _out(args, f"  {spec} (unchanged)")
+    _out(args, report.summary())
     return 0

@@ -62,10 +62,21 @@ class NotInstalled(SafelinkError):
     """``uninstall`` was asked for a distribution that is not installed."""
 
 
+class InvalidLock(SafelinkError):
+    """A ``pylock.toml`` cannot be used for this target (malformed, unsupported, or it
+    selects something safelink cannot install: an sdist, a VCS checkout, a directory)."""
+
+
+class DownloadFailed(SafelinkError):
+    """A wheel a lock file names could not be fetched whole and with the locked hash."""
+
+
 __all__ = [
     "CacheCorrupt",
+    "DownloadFailed",
     "EnvironmentBusy",
     "IncompatibleWheel",
+    "InvalidLock",
     "InvalidWheel",
     "LinkFailed",
     "NotInstalled",
