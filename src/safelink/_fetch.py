@@ -194,7 +194,6 @@ def _download(cache: Cache, w: LockedWheel, ctx: ssl.SSLContext) -> str:
         return final  # an earlier download, verified before it was renamed here
     try:
         tmp_dir = cache.ensure_dir(_layout.TMP)
-        os.makedirs(os.path.dirname(final), exist_ok=True)
     except OSError as exc:
         raise SafelinkError(
             f"cannot write to the cache at {cache.base}: {exc.strerror}",
@@ -208,6 +207,7 @@ def _download(cache: Cache, w: LockedWheel, ctx: ssl.SSLContext) -> str:
         tmp = _layout.temp_path(tmp_dir, _layout.DOWNLOAD)
         try:
             _get_once(w, tmp, ctx, timeout)
+            os.makedirs(os.path.dirname(final), exist_ok=True)
             os.replace(tmp, final)
             return final
         except _Transient as exc:
@@ -224,6 +224,15 @@ def _download(cache: Cache, w: LockedWheel, ctx: ssl.SSLContext) -> str:
         except BaseException:
             unlink_quiet(tmp)
             raise
+
+
+def _why(exc: object) -> str:
+    """An OSError's words without its errno number; anything else as it says itself."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, TimeoutError) or type(exc).__name__ == "timeout":
+        return "timed out"
+    return str(exc) or type(exc).__name__
 
 
 class _Transient(Exception):
@@ -249,9 +258,9 @@ def _get_once(w: LockedWheel, tmp: str, ctx: ssl.SSLContext, timeout: float) -> 
             ) from None
         raise _Transient(f"HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
-        raise _Transient(str(exc.reason)) from None
+        raise _Transient(_why(exc.reason)) from None
     except (OSError, http.client.HTTPException) as exc:
-        raise _Transient(str(exc) or type(exc).__name__) from None
+        raise _Transient(_why(exc)) from None
     h = hashlib.sha256()
     size = 0
     limit = w.size
@@ -262,12 +271,7 @@ def _get_once(w: LockedWheel, tmp: str, ctx: ssl.SSLContext, timeout: float) -> 
                 try:
                     chunk = response.read(_CHUNK)
                 except (OSError, http.client.HTTPException) as exc:
-                    what = (
-                        "the connection closed early"
-                        if isinstance(exc, http.client.IncompleteRead)
-                        else str(exc) or type(exc).__name__
-                    )
-                    raise _Transient(f"{what} after {size:,} bytes") from None
+                    raise _Transient(f"{_why(exc)} after {size:,} bytes") from None
                 if not chunk:
                     break
                 size += len(chunk)
@@ -281,8 +285,10 @@ def _get_once(w: LockedWheel, tmp: str, ctx: ssl.SSLContext, timeout: float) -> 
                 write_all(fd, chunk)
     finally:
         os.close(fd)
-    if limit is not None and size != limit:
-        raise _Transient(f"got {size:,} of the {limit:,} bytes the lock says")
+    announced = response.headers.get("Content-Length", "")
+    expected = limit if limit is not None else int(announced) if announced.isdigit() else None
+    if expected is not None and size < expected:
+        raise _Transient(f"the connection closed after {size:,} of {expected:,} bytes")
     got = h.hexdigest()
     if got != w.sha256:
         raise DownloadFailed(
