@@ -48,6 +48,13 @@ class IndexServer:
                 outer.requests.append(self.path)
                 outer.handle(self)
 
+            def do_HEAD(self) -> None:  # lockers ask first (no ranges here: they get it all)
+                path = self.path.rsplit("/", 1)[-1]
+                self.send_response(200 if path in outer.files else 404)
+                if path in outer.files:
+                    self.send_header("Content-Length", str(outer.files[path].stat().st_size))
+                self.end_headers()
+
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
