@@ -482,6 +482,7 @@ def _progress_display() -> Any:
     import time
 
     labels = {
+        "download": "Downloading wheels...",
         "admit": "Preparing packages...",
         "link": "Linking files...",
         "finalize": "Writing metadata...",
@@ -725,9 +726,7 @@ def _sync(args: argparse.Namespace, cache: object) -> int:
     progress = _progress_display() if not (args.quiet or args.json) else None
     report = sync(
         args.lock if exact else args.requirement,
-        python=args.python,
-        prefix=args.prefix,
-        flat_target=args.target,
+        _target(args, cache.root),
         cache=cache,
         extras=extras,
         groups=groups,
@@ -748,7 +747,7 @@ def _sync(args: argparse.Namespace, cache: object) -> int:
     if progress_done:
         progress_done()
     if args.json:
-        print(json.dumps(report.to_dict(), default=str))
+        _json(report.to_dict())
         return 0
     for line in report.lines():
         _out(args, line)
