@@ -71,7 +71,7 @@ def test_terminal_shows_progress_then_one_line_per_distribution(
     assert any(f.startswith("Preparing packages... (") for f in frames[1:]) or len(frames) > 3
     # then the status line is cleared, and the result is printed
     final = frames[-1].replace("\r\n", "\n").splitlines()
-    assert final[0].startswith(f"Installed 6 wheels into {venv}, 1,836 files in ")
+    assert final[0].startswith(f"Installed 6 wheels into {venv}, 1,842 files in ")
     assert final[1:] == [f" + pkg{i}==1.0" for i in range(6)]
 
 
@@ -94,8 +94,8 @@ def test_piped_output_is_only_the_summary(tmp_path: Path, cache_dir: Path) -> No
     assert proc.returncode == 0 and proc.stderr == ""
     [line] = proc.stdout.splitlines()
     assert re.fullmatch(
-        rf"Installed 2 wheels into {re.escape(str(venv))}, 32 files in \d+\.\d\d s "
-        r"\(\w+ 24, written 8\)",
+        rf"Installed 2 wheels into {re.escape(str(venv))}, 34 files in \d+\.\d\d s "
+        r"\(\w+ 24, written 10\)",
         line,
     )
 

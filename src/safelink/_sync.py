@@ -235,9 +235,14 @@ def install_lock(
 
 
 def _interrupted(tgt: Target) -> bool:
-    from ._transaction import JOURNAL
+    """Does the environment's root hold what an interrupted run leaves (a journal)?"""
+    from ._atomic import looks_like
 
-    return os.path.lexists(os.path.join(tgt.root, JOURNAL))
+    try:
+        names = os.listdir(tgt.root)
+    except OSError:
+        return False
+    return any(looks_like(n) == "journal" for n in names)
 
 
 def _recover(tgt: Target, lock_timeout: float | None) -> None:
@@ -247,10 +252,11 @@ def _recover(tgt: Target, lock_timeout: float | None) -> None:
     from ._translate import translated
 
     with translated("sync", tgt.root), env_lock(tgt.root, lock_timeout):
-        if recover(tgt):
-            from ._log import warn
+        message = recover(tgt)
+    if message:
+        from ._log import warn
 
-            warn(f"rolled back an interrupted install in {tgt.root}")
+        warn(message)
 
 
 def installed_distributions(tgt: Target) -> dict[str, list[Installed]]:
