@@ -208,8 +208,9 @@ def _admit_all(
         return path, entry, admitted
 
     def admit_live(path: str) -> bool:
+        live.add(0, os.path.basename(path))  # a display names the wheel being unpacked
         did = admit(path)[2]
-        live.add(1, os.path.basename(path))
+        live.add(1)
         return did
 
     def report(i: int, path: str) -> None:

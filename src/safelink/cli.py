@@ -487,18 +487,28 @@ def _progress_display() -> Any:
         "link": "Linking files...",
         "finalize": "Writing metadata...",
     }
-    stage, done_, drawn, shown = [""], [-1], [0.0], [False]
+    stage, done_, wheel_, drawn, shown = [""], [-1], [""], [0.0], [False]
+    try:
+        width = os.get_terminal_size(sys.stderr.fileno()).columns - 1
+    except OSError:
+        width = 0
+    width = width if width > 20 else 79  # a line that wraps cannot be redrawn with \r
 
     def show(event: Any) -> None:
         now = time.monotonic()
-        if event.stage != stage[0]:
-            stage[0], done_[0] = event.stage, -1
-        elif event.done <= done_[0] or (now - drawn[0] < 0.05 and event.done < event.total):
+        if event.stage != stage[0]:  # a new stage is always drawn at once
+            stage[0], done_[0], wheel_[0], drawn[0] = event.stage, -1, "", 0.0
+        stale = event.done < done_[0] or (event.done, event.wheel) == (done_[0], wheel_[0])
+        hurried = event.stage == "link" and now - drawn[0] < 0.05 and event.done < event.total
+        if stale or hurried:
             return
-        done_[0], drawn[0], shown[0] = event.done, now, True
+        done_[0], wheel_[0], drawn[0], shown[0] = event.done, event.wheel, now, True
         text = f"{labels.get(event.stage, event.stage)} ({event.done:,}/{event.total:,})"
+        if event.wheel and event.stage == "admit":
+            name = event.wheel if event.wheel.isprintable() else repr(event.wheel)
+            text += f" {name}"
         try:
-            sys.stderr.write(f"\r\x1b[2K{text}")
+            sys.stderr.write(f"\r\x1b[2K{text[:width]}")
             sys.stderr.flush()
         except OSError:
             pass
