@@ -211,7 +211,9 @@ def test_sync_is_one_transaction_kill_rolls_back_removal_too(box: dict[str, Path
     proc = run_cli("sync", str(lock), "--python", str(venv), env=crash)
     assert proc.returncode == -signal.SIGKILL
     proc = sync_cli(lock, venv)
-    assert proc.stderr == f"safelink: warning: rolled back an interrupted install in {venv}\n"
+    assert proc.stderr == (
+        f"safelink: warning: rolled back an interrupted install of alpha 2.0 in {venv}\n"
+    )
     assert proc.stdout.splitlines()[:2] == ["~ alpha 1.0 -> 2.0", "- beta==1.0"]
     assert sorted(p.name for p in site_packages(venv).iterdir()) == [
         "alpha-2.0.dist-info",

@@ -123,7 +123,7 @@ def test_a_dot_venv_in_a_parent_directory_is_found_and_named(tmp_path: Path, too
     proc = safelink_from(tool, "install", str(pure), cwd=project / "src" / "pkg")
     assert proc.returncode == 0, proc.stderr
     [line] = proc.stdout.splitlines()
-    assert line.startswith(f"Installed 1 wheel into {venv}, 7 files in ")
+    assert line.startswith(f"Installed 1 wheel into {venv}, 8 files in ")
     assert (site_packages(venv) / "puredemo" / "__init__.py").exists()
     assert tree(tool) == before
 

@@ -51,7 +51,7 @@ def test_flag_bits_5_and_6(box: Box, bit: int, member: str) -> None:
     patch_central(whl, member, 8, "<H", flags | (1 << bit))
     patch_local(whl, member, 6, "<H", flags | (1 << bit))
     what = "compressed patched data" if bit == 5 else "strong encryption"
-    refuse(box, whl, f"{member!r} uses {what} (flag bit {bit})")
+    refuse(box, whl, f"{member!r} uses {what} (zip flag bit {bit})")
 
 
 @pytest.mark.parametrize("version", [64, 255])

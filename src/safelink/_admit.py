@@ -76,8 +76,8 @@ def admit_locked(
             zf = zipfile.ZipFile(f)
         except NotImplementedError as exc:  # "zip file version 6.4": above what zipfile reads
             raise InvalidWheel(
-                f"{shown(wheel)}: not a valid zip archive (it needs zip version "
-                f"{shown(str(exc).rpartition(' ')[2])}, more than 6.3)"
+                f"{shown(wheel)}: not a valid zip archive ({shown(str(exc))}: it needs zip "
+                f"version {shown(str(exc).rpartition(' ')[2])}, more than 6.3)"
             ) from None
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
             # ValueError: e.g. a name flagged UTF-8 that is not (UnicodeDecodeError)

@@ -247,10 +247,11 @@ def _recover(tgt: Target, lock_timeout: float | None) -> None:
     from ._translate import translated
 
     with translated("sync", tgt.root), env_lock(tgt.root, lock_timeout):
-        if recover(tgt):
-            from ._log import warn
+        message = recover(tgt)
+    if message:
+        from ._log import warn
 
-            warn(f"rolled back an interrupted install in {tgt.root}")
+        warn(message)
 
 
 def installed_distributions(tgt: Target) -> dict[str, list[Installed]]:

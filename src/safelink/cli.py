@@ -502,8 +502,8 @@ def _progress_display() -> Any:
 
     def show(event: Any) -> None:
         now = time.monotonic()
-        if event.stage != stage[0]:
-            stage[0], done_[0], wheel_[0] = event.stage, -1, ""
+        if event.stage != stage[0]:  # a new stage is always drawn at once
+            stage[0], done_[0], wheel_[0], drawn[0] = event.stage, -1, "", 0.0
         stale = event.done < done_[0] or (event.done, event.wheel) == (done_[0], wheel_[0])
         hurried = event.stage == "link" and now - drawn[0] < 0.05 and event.done < event.total
         if stale or hurried:
