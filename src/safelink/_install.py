@@ -175,6 +175,7 @@ def install(
         seen[plan.name] = plan.filename
         newer = check_target(plan, tgt, ignore_requires_python)
         if newer:
+            warn(newer)  # said now: warnings from before the lock are not repeated below
             report.warnings.append(newer)
 
     _prepare_root(tgt)
