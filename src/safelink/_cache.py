@@ -14,6 +14,8 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -53,13 +55,44 @@ class Entry:
 
     @cached_property
     def plan(self) -> Plan:
+        """The entry's plan, checked: malformed or escaping plans are :class:`CacheCorrupt`."""
         try:
-            return load_plan(self.path)
-        except (OSError, ValueError, KeyError) as exc:
-            raise CacheCorrupt(
-                f"cache entry {self.path} is unreadable: {exc}",
-                "remove it with 'safelink cache clean'",
-            ) from None
+            plan = load_plan(self.path)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise self._corrupt(f"is unreadable: {exc}") from None
+        problem = plan_problem(plan, self.sha256)
+        if problem:
+            raise self._corrupt(problem)
+        return plan
+
+    def _corrupt(self, what: str) -> CacheCorrupt:
+        return CacheCorrupt(
+            f"cache entry {self.path} {what}",
+            "remove it with 'safelink cache clean' and install again",
+        )
+
+    def tampered_dirs(self) -> list[tuple[str, str]]:
+        """(directory, why) for every directory of the entry that is not a plain directory
+        of this user's (a symlink, someone else's, writable by others). ``lstat`` only:
+        one call per directory of the plan, none per file."""
+        plan = self.plan
+        data = plan.dist_info[: -len(".dist-info")] + ".data"
+        rels = ["", *plan.dirs.get(plan.root_scheme, ())]
+        others = [s for s in (*plan.links, *plan.dirs) if s != plan.root_scheme]
+        if plan.shebang_scripts:
+            others.append("scripts")
+        if others:
+            rels.append(data)
+        for scheme in dict.fromkeys(others):
+            rels.append(f"{data}/{scheme}")
+            rels.extend(f"{data}/{scheme}/{d}" for d in plan.dirs.get(scheme, ()))
+        out = []
+        for rel in [None, *rels]:
+            path = self.path if rel is None else os.path.join(self.files, rel)
+            why = dir_problem(path)
+            if why:
+                out.append((path, why))
+        return out
 
 
 class Cache:
@@ -166,7 +199,7 @@ class Cache:
             sha = self._sha256_of_open(wheel, f)
             entry = self.get(sha)
             if entry is not None:
-                return entry, False
+                return self._checked(entry, wheel, filename), False
             try:
                 self.ensure_dir(_layout.LOCKS)
                 held.enter_context(file_lock(_layout.entry_lock(self.root, sha)))
@@ -174,11 +207,24 @@ class Cache:
                 raise self.unwritable(exc, filename) from None
             entry = self.get(sha)
             if entry is not None:
-                return entry, False
+                return self._checked(entry, wheel, filename), False
             f.seek(0)
             from ._admit import admit_locked
 
             return admit_locked(self, wheel, filename, sha, max_unpacked, f, st), True
+
+    def _checked(self, entry: Entry, wheel: str, filename: str) -> Entry:
+        """An existing entry, after the checks a fresh admission would make of this file:
+        the file name must name what the entry holds (same answer with a warm or a cold
+        cache), and the entry must be whole and ours (no symlinked directory)."""
+        plan = entry.plan
+        if plan.filename != filename:
+            _check_filename(wheel, filename, plan)
+        tampered = entry.tampered_dirs()
+        if tampered:
+            path, why = tampered[0]
+            raise entry._corrupt(f"cannot be trusted: {path} {why}")
+        return entry
 
     def unwritable(self, exc: OSError, filename: str) -> SafelinkError:
         if exc.errno == errno.ENOSPC:
@@ -258,3 +304,106 @@ class Cache:
             if _layout.parse_temp(name) is None or _layout.temp_is_stale(name)
         ]
 
+
+
+# -- checks of what the cache holds ------------------------------------------------------
+_SCHEMES = frozenset({"purelib", "platlib", "scripts", "headers", "data"})
+
+_BAD_PATH = re.compile(
+    r"\\"  # a backslash (a separator on Windows)
+    r"|(?:^|[\x00/])\.{0,2}(?:[\x00/]|$)"  # an empty, '.' or '..' component (or a leading /)
+    r"|(?:^|\x00)[A-Za-z]:"  # a drive prefix
+)
+
+
+def _all_of(values: object, kind: type) -> bool:
+    return isinstance(values, (list, tuple)) and set(map(type, values)) <= {kind}
+
+
+def plan_problem(plan: Plan, sha256: str) -> str | None:
+    """Why a loaded plan cannot be used (wrong types, paths that leave the entry or the
+    environment), or None. Column-wise checks: a few C-level passes, no per-row Python."""
+    if not all(
+        isinstance(v, str)
+        for v in (plan.sha256, plan.filename, plan.name, plan.version, plan.dist_info)
+    ):
+        return "has a malformed plan (wrong types)"
+    if plan.sha256 != sha256:
+        return "has the plan of another wheel"
+    if plan.root_scheme not in ("purelib", "platlib"):
+        return "has a malformed plan (root scheme)"
+    if not (isinstance(plan.links, dict) and isinstance(plan.dirs, dict)):
+        return "has a malformed plan (wrong types)"
+    if not set(plan.links) | set(plan.dirs) <= _SCHEMES:
+        return "has a malformed plan (unknown scheme)"
+    paths: list[str] = []
+    for rows in plan.links.values():
+        if not _all_of(rows, tuple) or (rows and set(map(len, rows)) != {5}):
+            return "has a malformed plan (wrong types)"
+        if rows:
+            srcs, dsts, sizes, digests, execs = zip(*rows, strict=True)
+            if not (
+                _all_of(srcs, str)
+                and _all_of(dsts, str)
+                and _all_of(sizes, int)
+                and _all_of(digests, str)
+                and _all_of(execs, bool)
+            ):
+                return "has a malformed plan (wrong types)"
+            paths += srcs
+            paths += dsts
+    for dirs in plan.dirs.values():
+        if not _all_of(dirs, str):
+            return "has a malformed plan (wrong types)"
+        paths += dirs
+    scripts = plan.shebang_scripts
+    if not _all_of(scripts, tuple) or not all(
+        len(r) == 3 and _all_of(r, str) for r in scripts
+    ):
+        return "has a malformed plan (wrong types)"
+    paths += (p for r in scripts for p in r[:2])
+    eps = plan.entry_points
+    if not _all_of(eps, tuple) or not all(len(e) == 4 and _all_of(e, str) for e in eps):
+        return "has a malformed plan (wrong types)"
+    singles = [plan.dist_info, *(e[0] for e in eps)]
+    if any("/" in s for s in singles):
+        return "has a plan whose paths leave the entry or the environment"
+    paths += singles
+    joined = "\x00".join(paths)
+    if joined.count("\x00") != len(paths) - 1 or _BAD_PATH.search(joined):
+        return "has a plan whose paths leave the entry or the environment"
+    return None
+
+
+def dir_problem(path: str) -> str | None:
+    """Why a directory of the cache is not to be trusted, or None (``lstat``: a symlink
+    is never followed)."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"is unreadable ({exc.strerror})"
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symlink"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    return None
+
+
+def _check_filename(wheel: str, filename: str, plan: Plan) -> None:
+    """Refuse a wheel file whose name does not name what the cache holds for its content
+    (a cold admission refuses it too: the name is checked against the metadata)."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        name, version, _build, _tags = parse_wheel_filename(filename)
+    except (InvalidWheelFilename, InvalidVersion, ValueError) as exc:
+        raise InvalidWheel(f"{filename}: not a valid wheel filename: {exc}") from None
+    try:
+        same = name == plan.name and version == Version(plan.version)
+    except InvalidVersion:
+        same = False
+    if not same:
+        raise InvalidWheel(
+            f"{filename}: .dist-info directory {plan.dist_info!r} does not match the filename"
+        )

@@ -25,6 +25,8 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
+import stat
+import sys
 from typing import TYPE_CHECKING
 
 from . import _layout
@@ -51,6 +53,35 @@ _CHUNK = 1 << 20
 def sealed_mode(executable: bool) -> int:
     """The permission bits of a sealed cached file."""
     return 0o555 if executable else 0o444
+
+
+SEALED_FILE_MODES = (stat.S_IFREG | 0o444, stat.S_IFREG | 0o555)
+"""``st_mode`` of a sealed cached file (not executable, executable), as ``lstat`` gives it:
+a symlink or a ``chmod`` through a hardlink changes it."""
+
+MODES_CHECKED = sys.platform != "win32"
+"""Windows derives the executable bits from the file name: only size and mtime there."""
+
+
+def fingerprint_problem(path: str, size: int | None, executable: bool) -> str | None:
+    """What is wrong with a cached file's fingerprint (type, mode, size, mtime), or None.
+
+    Uses ``lstat``: a symlink is never a cached file, whatever it points to.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "missing"
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symlink, not a cached file"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    want = sealed_mode(executable)
+    if MODES_CHECKED and stat.S_IMODE(st.st_mode) != want:
+        return f"mode {stat.S_IMODE(st.st_mode):04o}, expected {want:04o}"
+    if size is not None and st.st_size != size:
+        return f"size {st.st_size}, expected {size}"
+    return None  # the content itself is for a hash to tell
 
 
 def hardlink_allowed(guard: Guard, cache_root: str, target_root: str) -> bool:

@@ -1,7 +1,7 @@
 """The hot loop: put every planned file in place, with the guard and per-file fallback.
 
-Per file: one ``stat`` of the cached file when the guard is on (size and mtime
-must match the fingerprint), then one strategy call. Everything else (paths,
+Per file: one ``lstat`` of the cached file when the guard is on (size, mtime and
+mode must match the fingerprint), then one strategy call. Everything else (paths,
 directories, hashes, modes) was worked out when the wheel was admitted. Big
 installs are split between this process and one forked worker (two cores).
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 from . import _layout, strategies
 from . import _policy as policy
-from ._guard import FINGERPRINT_MTIME_NS
+from ._guard import FINGERPRINT_MTIME_NS, MODES_CHECKED, SEALED_FILE_MODES
 from ._plan import LinkRow
 from ._policy import Action, Fallback
 from ._workers import can_fork
@@ -177,6 +177,8 @@ class Linker:
         guard = self.guard
         stat = os.stat
         mtime = FINGERPRINT_MTIME_NS
+        rmode, xmode = SEALED_FILE_MODES
+        modes = MODES_CHECKED
         level = self.level
         strategy = self.chain[level]
         link = strategy.link
@@ -184,8 +186,17 @@ class Linker:
         for i in range(start, stop):
             src, dst, size, _digest, executable = rows[i]
             if guard:
-                st = stat(src, dir_fd=sfd) if sfd is not None else stat(pair.src(src))
-                if st.st_size != size or st.st_mtime_ns != mtime:
+                # lstat: a symlink is never a cached file; mode bits are fingerprinted too
+                st = (
+                    stat(src, dir_fd=sfd, follow_symlinks=False)
+                    if sfd is not None
+                    else stat(pair.src(src), follow_symlinks=False)
+                )
+                if (
+                    st.st_size != size
+                    or st.st_mtime_ns != mtime
+                    or (st.st_mode != (xmode if executable else rmode) and modes)
+                ):
                     self._heal(job, src)
             if level != self.level:  # another thread fell back
                 counts[strategy.name] = counts.get(strategy.name, 0) + n

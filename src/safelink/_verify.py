@@ -22,6 +22,7 @@ from typing import Any
 
 from ._cache import Cache, Entry
 from ._environment import Target, flat_target, site_dirs_of, venv_target
+from ._guard import fingerprint_problem
 from ._lock import env_lock
 from ._names import installed_path
 from ._plan import LinkRow
@@ -89,7 +90,7 @@ def verify_cache(cache: Cache) -> list[Finding]:
         for rows in plan.links.values():
             for src, _dst, size, digest, _x in rows:
                 path = os.path.join(entry.files, src)
-                reason = _check(path, digest, size)
+                reason = fingerprint_problem(path, size, _x) or _check(path, digest, size)
                 if reason:
                     out.append(
                         Finding(
