@@ -189,3 +189,47 @@ def test_threads_into_one_env_are_serialised(tmp_path: Path, bulk: Path) -> None
     replaced = [r.wheels[0].replaced for r in reports]  # type: ignore[attr-defined]
     assert sorted(replaced, key=str) == ["1.0", "1.0", "1.0", None]
     assert_env_complete(venv, baseline, {"bulk-1.0.dist-info": 1000})
+
+
+def test_cache_clean_and_prune_never_remove_an_entry_in_use(tmp_path: Path, bulk: Path) -> None:
+    """Installs hold their entries; ``cache clean``/``prune`` racing them skip those entries
+    (and say so) instead of pulling files out from under a running install."""
+    cache = tmp_path / "cache"
+    wheels = [bulk] + [small_wheel(tmp_path, f"w{i}") for i in range(4)]
+    targets = [tmp_path / f"t{i}" for i in range(N)]
+    stop = threading.Event()
+    cleans: list[subprocess.CompletedProcess[str]] = []
+
+    def clean_loop() -> None:
+        i = 0
+        while not stop.is_set():
+            action = "prune" if i % 3 == 2 else "clean"
+            cleans.append(
+                subprocess.run(
+                    [sys.executable, "-m", "safelink", "cache", action, "--cache-dir", str(cache)],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+            )
+            i += 1
+
+    cleaner = threading.Thread(target=clean_loop)
+    cleaner.start()
+    try:
+        for _round in range(2):
+            common = ["install", "--cache-dir", str(cache), "--link-mode", "copy"]
+            results = run_together(
+                [[*common, "--target", str(t), *map(str, wheels)] for t in targets]
+            )
+            for r in results:
+                assert (r.returncode, r.stderr) == (0, ""), r.stderr
+            for t in targets:
+                assert check_record(t, "bulk-1.0.dist-info") >= 1000
+    finally:
+        stop.set()
+        cleaner.join()
+    assert cleans and all(c.returncode == 0 and not c.stderr for c in cleans)
+    assert any("in use by a running install" in c.stdout for c in cleans)
+    tmp = cache / "v1" / "tmp"
+    assert not tmp.exists() or os.listdir(tmp) == []

@@ -25,7 +25,7 @@ from . import _layout
 from ._atomic import write_atomic
 from ._fsops import rmtree
 from ._guard import heal
-from ._lock import file_lock
+from ._lock import LockTimeout, file_lock
 from ._plan import Plan
 from ._plan import load as load_plan
 from .errors import CacheCorrupt, InvalidWheel, SafelinkError
@@ -273,13 +273,54 @@ class Cache:
         except OSError:
             return []
 
+    # -- entries in use ------------------------------------------------------
+    @contextlib.contextmanager
+    def in_use(
+        self, entries: list[tuple[str, Entry, bool]], max_unpacked: int | None = None
+    ) -> Iterator[list[tuple[str, Entry, bool]]]:
+        """Hold a shared lock on each (wheel, entry, admitted) entry for the ``with`` body,
+        so that ``cache clean``/``prune`` (which take it exclusively, without waiting)
+        skip them. An entry evicted since it was admitted is admitted again from its
+        wheel. Yields the entries, now all present."""
+        with contextlib.ExitStack() as held:
+            out = list(entries)
+            for i in sorted(range(len(out)), key=lambda i: out[i][1].sha256):
+                for _attempt in range(3):
+                    wheel, entry, admitted = out[i]
+                    one = contextlib.ExitStack()
+                    try:
+                        self.ensure_dir(_layout.LOCKS)
+                        one.enter_context(
+                            file_lock(_layout.entry_lock(self.root, entry.sha256), shared=True)
+                        )
+                    except OSError:
+                        break  # a read-only cache: nobody can evict from it either
+                    if os.path.exists(_layout.entry_plan(entry.path)):
+                        held.enter_context(one)
+                        break
+                    one.close()  # evicted meanwhile: admit it again, then hold it
+                    again, did = self.admit_status(wheel, max_unpacked=max_unpacked)
+                    out[i] = (wheel, again, admitted or did)
+            yield out
+
     # -- maintenance ----------------------------------------------------------
-    def remove_entry(self, entry: Entry) -> None:
-        """Evict an entry: rename it away atomically, then delete it."""
+    def remove_entry(self, entry: Entry, *, wait: bool = True) -> bool:
+        """Evict an entry: rename it away atomically, then delete it.
+
+        With ``wait=False`` an entry in use (an install holds its lock) is left alone
+        and False is returned.
+        """
         self.ensure_dir(_layout.LOCKS)
-        with file_lock(_layout.entry_lock(self.root, entry.sha256)):
-            trash = _layout.temp_path(self.ensure_dir(_layout.TMP), _layout.EVICT)
-            os.rename(entry.path, trash)
+        try:
+            with file_lock(
+                _layout.entry_lock(self.root, entry.sha256), timeout=None if wait else 0
+            ):
+                if not os.path.isdir(entry.path):
+                    return True  # someone else removed it meanwhile
+                trash = _layout.temp_path(self.ensure_dir(_layout.TMP), _layout.EVICT)
+                os.rename(entry.path, trash)
+        except LockTimeout:
+            return False
         rmtree(trash)
         rmtree(_layout.pyc_dir(self.root, entry.sha256))  # its compiled bytecode
         rmtree(_layout.kept_wheel(self.root, entry.sha256))  # its downloaded wheel
@@ -287,6 +328,7 @@ class Cache:
             os.unlink(_layout.envs_file(self.root, entry.sha256))
         except OSError:
             pass
+        return True
 
     def stale_temp_dirs(self) -> list[str]:
         """Temporary names in ``tmp/`` whose process is gone (safe to delete).

@@ -146,31 +146,37 @@ def size(cache: Cache) -> dict[str, Any]:
 
 
 def prune(cache: Cache) -> dict[str, Any]:
-    """Remove entries no environment uses, and temporary names whose process is gone."""
+    """Remove entries no environment uses, and temporary names whose process is gone.
+
+    An entry an install is using right now (it holds the entry's lock) is skipped.
+    """
     removed: list[str] = []
+    skipped: list[str] = []
     for e in list(cache.entries()):
         if not entry_in_use(cache, e):
             _name, filename = _name_of(e)
-            cache.remove_entry(e)
-            removed.append(filename)
+            (removed if cache.remove_entry(e, wait=False) else skipped).append(filename)
     stale = cache.stale_temp_dirs()
     for d in stale:
         rmtree(d)
-    return {"schema": SCHEMA, "removed": removed, "temp_dirs": len(stale)}
+    return {"schema": SCHEMA, "removed": removed, "skipped": skipped, "temp_dirs": len(stale)}
 
 
 def clean(cache: Cache, names: list[str]) -> dict[str, Any]:
-    """Remove the entries of *names* (all entries, and everything remembered, if none)."""
+    """Remove the entries of *names* (all entries, and everything remembered, if none).
+
+    An entry an install is using right now (it holds the entry's lock) is skipped.
+    """
     from packaging.utils import canonicalize_name
 
     wanted = {canonicalize_name(n) for n in names}
     removed: list[str] = []
+    skipped: list[str] = []
     for e in list(cache.entries()):
         name, filename = _name_of(e)
         if wanted and canonicalize_name(name) not in wanted:
             continue
-        cache.remove_entry(e)
-        removed.append(filename)
+        (removed if cache.remove_entry(e, wait=False) else skipped).append(filename)
     if not wanted:
         for sub in _layout.REMEMBERED:
             rmtree(_layout.subdir(cache.root, sub))
@@ -181,7 +187,7 @@ def clean(cache: Cache, names: list[str]) -> dict[str, Any]:
             for sha in _listdir(_layout.subdir(cache.root, sub)):
                 if sha not in kept:
                     rmtree(_layout.subdir(_layout.subdir(cache.root, sub), sha))
-    return {"schema": SCHEMA, "dir": cache.base, "removed": removed}
+    return {"schema": SCHEMA, "dir": cache.base, "removed": removed, "skipped": skipped}
 
 
 def _listdir(path: str) -> list[str]:

@@ -167,7 +167,11 @@ def install(
         seen[plan.name] = plan.filename
 
     _prepare_root(tgt)
-    with translated("install", tgt.root), env_lock(tgt.root, lock_timeout):
+    with (
+        translated("install", tgt.root),
+        env_lock(tgt.root, lock_timeout),
+        cache.in_use(entries, max_unpacked) as entries,  # not evicted while in use
+    ):
         recovered = recover(tgt)
         if recovered:
             warn(recovered)  # now: the install below may fail, this must be said

@@ -23,9 +23,9 @@ except ImportError:  # Windows (or simulated Windows in the tests): no flock
     _msvcrt: Any = import_module("msvcrt")
     DIRECTORY_LOCKS = False
 
-    def _try_lock(fd: int) -> bool:
+    def _try_lock(fd: int, shared: bool = False) -> bool:
         try:
-            _msvcrt.locking(fd, _msvcrt.LK_NBLCK, 1)
+            _msvcrt.locking(fd, _msvcrt.LK_NBLCK, 1)  # no shared locks: exclusive
         except OSError:
             return False
         return True
@@ -38,9 +38,9 @@ else:
     DIRECTORY_LOCKS = True
     """A directory can be locked itself (no lock file left in it)."""
 
-    def _try_lock(fd: int) -> bool:
+    def _try_lock(fd: int, shared: bool = False) -> bool:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
         return True
@@ -62,9 +62,10 @@ class LockTimeout(Exception):
 
 @contextmanager
 def file_lock(
-    path: str, timeout: float | None = None, *, what: str | None = None
+    path: str, timeout: float | None = None, *, what: str | None = None, shared: bool = False
 ) -> Iterator[None]:
-    """Hold an exclusive lock on *path* (a directory, or a file created if missing).
+    """Hold an exclusive (or *shared*) lock on *path* (a directory, or a file created if
+    missing). Shared locks are exclusive on Windows.
 
     ``timeout=None`` waits forever. Polls with a short back-off: locks here are
     held for milliseconds to seconds, and polling keeps the code portable.
@@ -88,7 +89,7 @@ def file_lock(
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
         delay = 0.001
-        while not _try_lock(fd):
+        while not _try_lock(fd, shared):
             if deadline is not None and time.monotonic() >= deadline:
                 raise LockTimeout(path, deadline - start, what)
             time.sleep(delay)

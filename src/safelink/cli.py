@@ -622,13 +622,20 @@ def _cache_command(args: argparse.Namespace, cache: object) -> int:
                 f"pruned {len(data['removed'])} unused entries and "
                 f"{data['temp_dirs']} stale temp dirs"
             )
+            _skipped(data["skipped"])
         return 0
     data = _cachecmd.clean(cache, list(args.names))
     if args.json:
         print(json.dumps(data))
     elif not args.quiet:
         print(f"removed {len(data['removed'])} entries from {cache.base}")
+        _skipped(data["skipped"])
     return 0
+
+
+def _skipped(filenames: list[str]) -> None:
+    if filenames:
+        print(f"skipped {len(filenames)} entries in use by a running install")
 
 
 # -- install -r / sync: from a pylock.toml ------------------------------------------------
