@@ -50,6 +50,37 @@ def inflate_lib() -> Any:
             _INFLATE = zlib
     return _INFLATE
 
+MAX_DEPTH = 256
+"""Deepest member path admitted (components). Deeper trees serve no package and break
+recursive tools (RecursionError) in every phase. (The member-name rules proper live
+with the wheel's other name checks; this cap is admission's until they take it.)"""
+
+_UNSUPPORTED_FLAGS = ((0x20, "compressed patched data (flag bit 5)"),
+                      (0x40, "strong encryption (flag bit 6)"))  # fmt: skip
+
+
+def _shown(name: str) -> str:
+    """A member name for a message: escaped, and cut short if it is very long."""
+    return repr(name if len(name) <= 120 else name[:100] + "...")
+
+
+def _check_archive(zf: ZipFile, wheel: str) -> None:
+    """What ``zipfile`` would only refuse with ``NotImplementedError`` mid-way: refuse it
+    first, naming the member."""
+    for info in zf.infolist():
+        for bit, what in _UNSUPPORTED_FLAGS:
+            if info.flag_bits & bit:
+                raise InvalidWheel(f"{wheel}: member {_shown(info.filename)} uses {what}")
+
+
+def _check_depth(info: WheelInfo, wheel: str) -> None:
+    deepest = max(info.members, key=lambda m: m.name.count("/"), default=None)
+    if deepest is not None and deepest.name.count("/") + 1 > MAX_DEPTH:
+        raise InvalidWheel(
+            f"{wheel}: member {_shown(deepest.name)} is nested "
+            f"{deepest.name.count('/') + 1} levels deep (more than {MAX_DEPTH})"
+        )
+
 
 def admit_locked(
     cache: Cache,
@@ -70,16 +101,34 @@ def admit_locked(
         raise cache.unwritable(exc, filename) from None
     try:
         import zipfile
+        import zlib
 
         try:
             zf = zipfile.ZipFile(f)
+        except NotImplementedError as exc:  # "zip file version 6.4": above what zipfile reads
+            raise InvalidWheel(
+                f"{wheel}: not a valid zip archive (it needs zip version "
+                f"{str(exc).rpartition(' ')[2]}, more than 6.3)"
+            ) from None
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
             # ValueError: e.g. a name flagged UTF-8 that is not (UnicodeDecodeError)
             raise InvalidWheel(f"{wheel}: not a valid zip archive ({exc})") from None
         with zf:
             from ._wheel import read_wheel
 
-            info = read_wheel(zf, filename, max_unpacked)
+            _check_archive(zf, wheel)
+            try:
+                info = read_wheel(zf, filename, max_unpacked)
+            except (
+                zipfile.BadZipFile,
+                zipfile.LargeZipFile,
+                EOFError,
+                zlib.error,
+                NotImplementedError,
+                UnicodeDecodeError,
+            ) as exc:
+                raise InvalidWheel(f"{wheel}: corrupt archive ({exc})") from None
+            _check_depth(info, wheel)
             shebang = _extract(zf, info, _layout.entry_files(tmp), wheel)
         now = os.fstat(f.fileno())
         if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
@@ -186,7 +235,8 @@ class _RawReader:
         return cls(fp.fileno(), zf.NameToInfo, ends)
 
     def _data_start(self, name: str) -> tuple[ZipInfo, int]:
-        """Check the local header; return the member's info and where its data begins."""
+        """Check the local header against the central directory and the data against
+        the next member (no overlap); return the member's info and where its data begins."""
         from zipfile import BadZipFile
 
         info = self.infos[name]
@@ -195,6 +245,8 @@ class _RawReader:
         if len(head) != 30 or head[:4] != b"PK\x03\x04":
             raise BadZipFile(f"bad local file header for {name!r}")
         flags = int.from_bytes(head[6:8], "little")
+        if flags & 0x60:
+            raise BadZipFile(f"unsupported flags 0x{flags:04x} in the local header")
         n = int.from_bytes(head[26:28], "little")
         extra = int.from_bytes(head[28:30], "little")
         raw_name = os.pread(self.fd, n, start + 30)
@@ -296,7 +348,7 @@ def _extract_some(
                     h.update(piece)
                     size += len(piece)
                     write_all(fd, piece)
-            else:
+            else:  # no pread here: zipfile's own reader
                 with zf.open(m.name) as src:
                     if m.size <= _CHUNK:
                         data = src.read(m.size + 1)
@@ -321,7 +373,8 @@ def _extract_some(
             if encode_digest(h.digest()) != m.hash_hex:
                 raise InvalidWheel(f"{wheel}: {m.name} does not match its RECORD hash")
             seal(fd, os.path.join(dest, m.name), sealed_mode(m.executable))
-        except corrupt as exc:
+        except (*corrupt, ValueError, NotImplementedError) as exc:
+            # ValueError: a local name flagged UTF-8 that is not (zipfile.open's path)
             raise InvalidWheel(f"{wheel}: corrupt archive at {m.name}: {exc}") from None
         finally:
             os.close(fd)

@@ -42,10 +42,46 @@ def rmtree(path: str) -> None:
     if os.path.islink(path):
         os.unlink(path)
         return
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=onerror)  # onerror= is deprecated from 3.12 on
-    else:
-        shutil.rmtree(path, onerror=onerror)
+    try:
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(path, onexc=onerror)  # onerror= is deprecated from 3.12 on
+        else:
+            shutil.rmtree(path, onerror=onerror)
+    except RecursionError:  # a tree deeper than the recursion limit (shutil recurses)
+        _rmtree_deep(path)
+
+
+def _rmtree_deep(path: str) -> None:
+    """Remove a tree of any depth without recursion (symlinks are unlinked, never
+    followed; read-only directories are opened up first)."""
+    stack = [path]
+    while stack:
+        d = stack[-1]
+        try:
+            os.chmod(d, 0o755)
+        except OSError:
+            pass
+        pushed = False
+        try:
+            with os.scandir(d) as it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                        pushed = True
+                        break  # depth first: one child at a time keeps the stack small
+                    try:
+                        os.unlink(e.path)
+                    except OSError:
+                        pass
+        except OSError:
+            pass
+        if not pushed:
+            stack.pop()
+            try:
+                os.rmdir(d)
+            except OSError:
+                if d == path and os.path.lexists(d):
+                    raise
 
 
 def unlink_quiet(path: str) -> None:
