@@ -208,3 +208,84 @@ def test_renamed_wheel_gets_the_same_answer_cold_or_warm(tmp_path: Path) -> None
     same = tmp_path / "SIX-1.16.0-py3-none-any.whl"
     shutil.copy(six, same)
     run_cli("install", "--cache-dir", str(cache), "--python", str(venv), str(same), check=True)
+
+
+# -- who may write the cache ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["base", "v1", "entries", "index"])
+@pytest.mark.parametrize("mode", [0o777, 0o775])
+def test_cache_writable_by_others_is_refused(tmp_path: Path, where: str, mode: int) -> None:
+    whl = make_wheel(tmp_path, "demo", "1.0")
+    cache = tmp_path / "cache"
+    run_cli("install", "--cache-dir", str(cache), "--target", str(tmp_path / "t0"), str(whl),
+            check=True)  # fmt: skip
+    loose = {"base": cache, "v1": cache / "v1"}.get(where, cache / "v1" / where)
+    loose.chmod(mode)
+    if mode & 0o002 == 0:  # group-writable: refused unless the group is the user's own
+        if os.geteuid() != 0:
+            pytest.skip("needs root to give a directory to another group")
+        os.chown(loose, -1, 65534)
+    venv = make_venv(tmp_path / "venv")
+    before, cache_before = tree(venv), tree(cache)
+    proc = run_cli("install", "--cache-dir", str(cache), "--python", str(venv), str(whl))
+    one_line_error(
+        proc,
+        f"refusing the cache at {cache}: {loose} is writable by other users (mode {mode:04o})",
+        f"run 'chmod go-w {loose}'",
+    )
+    assert tree(venv) == before and tree(cache) == cache_before
+    for cmd in (["cache", "list"], ["cache", "clean"], ["verify", "--cache"]):
+        one_line_error(run_cli(*cmd, "--cache-dir", str(cache)), "refusing the cache")
+    assert tree(cache) == cache_before
+    loose.chmod(0o755)  # the fix the message names
+    os.chown(loose, -1, os.getegid())
+    run_cli("install", "--cache-dir", str(cache), "--python", str(venv), str(whl), check=True)
+
+
+def test_cache_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("needs root to give a directory to another user")
+    whl = make_wheel(tmp_path, "demo", "1.0")
+    cache = tmp_path / "cache"
+    safelink.Cache(cache).admit(whl)
+    os.chown(cache / "v1" / "entries", 65534, 65534)
+    proc = run_cli("install", "--cache-dir", str(cache), "--target", str(tmp_path / "t"), str(whl))
+    one_line_error(
+        proc,
+        f"{cache / 'v1' / 'entries'} is owned by uid 65534, not by you or root",
+        "use a cache directory of your own",
+    )
+    assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize(("mode", "ok"), [(0o777, False), (0o1777, True), (0o775, True)])
+def test_directories_above_the_cache(tmp_path: Path, mode: int, ok: bool) -> None:
+    """Above the cache, others may not be able to replace it: a world-writable directory
+    without the sticky bit (unlike /tmp) could rename it away and put another in place."""
+    above = tmp_path / "above"
+    above.mkdir()
+    above.chmod(mode)
+    whl = make_wheel(tmp_path, "demo", "1.0")
+    proc = run_cli("install", "--cache-dir", str(above / "cache"), "--target",
+                   str(tmp_path / "t"), str(whl))  # fmt: skip
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    else:
+        one_line_error(proc, f"{above} is writable by other users (mode 0777)")
+        assert not (above / "cache").exists()
+
+
+def test_new_cache_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o002)
+    try:
+        whl = make_wheel(tmp_path, "demo", "1.0")
+        cache = tmp_path / "cache"
+        run_cli("install", "--cache-dir", str(cache), "--target", str(tmp_path / "t"), str(whl),
+                check=True)  # fmt: skip
+        run_cli("install", "--cache-dir", str(cache), "--target", str(tmp_path / "t2"), str(whl),
+                check=True)  # fmt: skip
+    finally:
+        os.umask(old)
+    for d in [cache, cache / "v1", *(p for p in (cache / "v1").iterdir() if p.is_dir())]:
+        assert stat.S_IMODE(d.stat().st_mode) & 0o022 == 0, d

@@ -96,7 +96,7 @@ def admit_locked(
 
     try:
         tmp = _layout.temp_path(cache.ensure_dir(_layout.TMP), _layout.ADMIT)
-        os.mkdir(tmp)
+        os.mkdir(tmp, 0o755)  # the entry it becomes: only this user may write it
     except OSError as exc:
         raise cache.unwritable(exc, filename) from None
     try:
@@ -171,9 +171,9 @@ def _extract(zf: ZipFile, info: WheelInfo, dest: str, wheel: str) -> set[str]:
     fingerprint mtime. Big wheels are unpacked by a few threads sharing the one
     open archive: inflating, hashing and writing all release the GIL.
     """
-    os.mkdir(dest)
+    os.mkdir(dest, 0o755)
     for d in sorted({os.path.dirname(m.name) for m in info.members} - {""}):
-        os.makedirs(os.path.join(dest, d), exist_ok=True)
+        os.makedirs(os.path.join(dest, d), 0o755, exist_ok=True)
     shebang: set[str] = set()
     scripts_prefix = f"{info.data_dir}/scripts/"
     reader = _RawReader.for_zip(zf)

@@ -122,7 +122,7 @@ def remember(path: str, data: bytes) -> None:
     """Best effort :func:`write_atomic` for what can be recomputed (a read-only or full
     cache just means recomputing next time)."""
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)  # not group-writable
         write_atomic(path, data)
     except OSError:
         pass

@@ -19,7 +19,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from . import _layout
 from ._atomic import write_atomic
@@ -31,6 +31,7 @@ from ._plan import load as load_plan
 from .errors import CacheCorrupt, InvalidWheel, SafelinkError
 
 _CHUNK = 1 << 20
+_W = TypeVar("_W", bound="str | None")
 
 
 def default_cache_dir() -> str:
@@ -102,15 +103,54 @@ class Cache:
         base = os.fspath(root) if root is not None else default_cache_dir()
         self.base = os.path.abspath(base)
         self.root = _layout.version_root(self.base)
+        self._trusted = False
 
     def __repr__(self) -> str:
         return f"Cache({self.base!r})"
 
     # -- paths -------------------------------------------------------------
+    def check_trusted(self) -> None:
+        """Refuse a cache that someone other than this user (or root) could write.
+
+        Like ssh with a loose key file: the cache decides what lands in every
+        environment, so a directory of it that another user owns or may write is an
+        error naming the fix, never silently believed. Checked once per instance.
+        """
+        if self._trusted:
+            return
+        problem = trust_problem(self.base, self.root)
+        if problem:
+            path, why, fix = problem
+            raise SafelinkError(f"refusing the cache at {self.base}: {path} {why}", fix)
+        self._trusted = True
+
+    def prepare(self) -> None:
+        """:meth:`check_trusted`, then make the cache directory and its root if missing,
+        writable by this user only whatever the umask (a read-only cache is fine)."""
+        self.check_trusted()
+        for d in (self.base, self.root):
+            try:
+                os.mkdir(d, 0o755)
+            except FileNotFoundError:
+                try:
+                    os.makedirs(d, 0o755, exist_ok=True)
+                except OSError:
+                    return
+            except OSError:
+                pass
+
     def ensure_dir(self, name: str) -> str:
-        """The cache sub-directory *name* (see ``_layout``), created if missing."""
+        """The cache sub-directory *name* (see ``_layout``), created if missing, and
+        only writable by this user whatever the umask (like the cache root above it)."""
         path = _layout.subdir(self.root, name)
-        os.makedirs(path, exist_ok=True)
+        if not os.path.isdir(path):
+            for d in (self.base, self.root, path):
+                try:
+                    os.mkdir(d, 0o755)
+                except FileExistsError:
+                    pass
+                except FileNotFoundError:
+                    os.makedirs(d, 0o755, exist_ok=True)
         return path
 
     def entry_path(self, sha256: str) -> str:
@@ -124,6 +164,7 @@ class Cache:
         return None
 
     def entries(self) -> Iterator[Entry]:
+        self.check_trusted()
         try:
             names = sorted(os.listdir(_layout.subdir(self.root, _layout.ENTRIES)))
         except FileNotFoundError:
@@ -185,6 +226,7 @@ class Cache:
         When several processes admit one wheel at once, exactly one of them
         unpacks it; the others wait for its lock and get its entry.
         """
+        self.check_trusted()
         wheel = os.path.abspath(os.fspath(wheel))
         filename = os.path.basename(wheel)
         if not os.path.exists(wheel):
@@ -276,8 +318,8 @@ class Cache:
     # -- entries in use ------------------------------------------------------
     @contextlib.contextmanager
     def in_use(
-        self, entries: list[tuple[str, Entry, bool]], max_unpacked: int | None = None
-    ) -> Iterator[list[tuple[str, Entry, bool]]]:
+        self, entries: list[tuple[_W, Entry, bool]], max_unpacked: int | None = None
+    ) -> Iterator[list[tuple[_W, Entry, bool]]]:
         """Hold a shared lock on each (wheel, entry, admitted) entry for the ``with`` body,
         so that ``cache clean``/``prune`` (which take it exclusively, without waiting)
         skip them. An entry evicted since it was admitted is admitted again from its
@@ -299,7 +341,13 @@ class Cache:
                         held.enter_context(one)
                         break
                     one.close()  # evicted meanwhile: admit it again, then hold it
-                    again, did = self.admit_status(wheel, max_unpacked=max_unpacked)
+                    source = wheel if wheel is not None else entry.plan.source
+                    if not source or not os.path.isfile(source):
+                        raise CacheCorrupt(
+                            f"cache entry {entry.path} was removed before it could be used",
+                            "install again",
+                        )
+                    again, did = self.admit_status(source, max_unpacked=max_unpacked)
                     out[i] = (wheel, again, admitted or did)
             yield out
 
@@ -449,3 +497,76 @@ def _check_filename(wheel: str, filename: str, plan: Plan) -> None:
         raise InvalidWheel(
             f"{filename}: .dist-info directory {plan.dist_info!r} does not match the filename"
         )
+
+
+_CACHE_DIRS = _layout.SUBDIRS
+"""Every sub-directory decides something about what is installed, and where."""
+
+
+def _private_group(gid: int) -> bool:
+    """Is *gid* this user's own group (a user-private group, as many systems give each
+    user with ``umask 002``)? Then group-writable is as good as private."""
+    try:
+        import grp
+        import pwd
+
+        group = grp.getgrgid(gid)
+        return group.gr_name == pwd.getpwuid(os.geteuid()).pw_name and not (
+            set(group.gr_mem) - {group.gr_name}
+        )
+    except (ImportError, KeyError, OSError):
+        return False
+
+
+def trust_problem(base: str, root: str) -> tuple[str, str, str] | None:
+    """(path, what is wrong, the fix) for the first directory of the cache, or above it,
+    that another user could write; None when only this user (or root) can.
+
+    The cache and its sub-directories: owned by this user or root, writable by nobody
+    else (group-writable only for a user-private group). The directories above it:
+    owned by this user or root, and not writable by others unless sticky (``/tmp``).
+    Windows: not checked (ACLs; see SECURITY.md).
+    """
+    if not hasattr(os, "geteuid"):  # pragma: no cover - Windows
+        return None
+    me = os.geteuid()
+    own_fix = "use a cache directory of your own (--cache-dir or SAFELINK_CACHE_DIR)"
+    checks: list[tuple[str, bool]] = [(base, False), (root, True)]
+    checks += [(os.path.join(root, d), True) for d in _CACHE_DIRS]
+    for path, inside in checks:
+        try:
+            st = os.lstat(path) if inside else os.stat(path)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None  # unreadable: the operations themselves will say so
+        if stat.S_ISLNK(st.st_mode):
+            return path, "is a symlink", f"remove it: rm {path}"
+        if st.st_uid not in (me, 0):
+            return path, f"is owned by uid {st.st_uid}, not by you or root", own_fix
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o002 or (mode & 0o020 and not _private_group(st.st_gid)):
+            return (
+                path,
+                f"is writable by other users (mode {mode:04o})",
+                f"run 'chmod go-w {path}' or {own_fix[0].lower()}{own_fix[1:]}",
+            )
+    parent = os.path.dirname(os.path.realpath(base))
+    while True:
+        try:
+            st = os.stat(parent)
+        except OSError:
+            return None
+        mode = stat.S_IMODE(st.st_mode)
+        if st.st_uid not in (me, 0):
+            return parent, f"is owned by uid {st.st_uid}, not by you or root", own_fix
+        if mode & 0o002 and not mode & stat.S_ISVTX:
+            return (
+                parent,
+                f"is writable by other users (mode {mode:04o}), so the cache in it can be replaced",
+                own_fix,
+            )
+        up = os.path.dirname(parent)
+        if up == parent:
+            return None
+        parent = up

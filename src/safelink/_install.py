@@ -139,6 +139,7 @@ def install(
     t0 = time.perf_counter()
     guard = Guard(guard)
     cache = cache if isinstance(cache, Cache) else Cache(cache)
+    cache.prepare()  # trusted (or refused) before anything remembered in it is read
     items = list(wheels)
     given = [w for w in items if isinstance(w, Entry)]
     paths = [os.path.abspath(os.fspath(w)) for w in items if not isinstance(w, Entry)]
