@@ -161,7 +161,9 @@ def admit_locked(
     except BaseException:
         rmtree(tmp)
         raise
-    return Entry(dest, sha)
+    entry = Entry(dest, sha)
+    entry.__dict__["plan"] = plan  # known already (and safe from an eviction right now)
+    return entry
 
 
 def _extract(zf: ZipFile, info: WheelInfo, dest: str, wheel: str) -> set[str]:

@@ -241,7 +241,10 @@ class Cache:
             sha = self._sha256_of_open(wheel, f)
             entry = self.get(sha)
             if entry is not None:
-                return self._checked(entry, wheel, filename), False
+                checked = self._checked(entry, wheel, filename)
+                if checked is not None:
+                    return checked, False
+                # evicted while we looked at it: admit it again, under its lock
             try:
                 self.ensure_dir(_layout.LOCKS)
                 held.enter_context(file_lock(_layout.entry_lock(self.root, sha)))
@@ -249,20 +252,30 @@ class Cache:
                 raise self.unwritable(exc, filename) from None
             entry = self.get(sha)
             if entry is not None:
-                return self._checked(entry, wheel, filename), False
+                checked = self._checked(entry, wheel, filename)
+                if checked is not None:  # under the lock nothing evicts it
+                    return checked, False
             f.seek(0)
             from ._admit import admit_locked
 
             return admit_locked(self, wheel, filename, sha, max_unpacked, f, st), True
 
-    def _checked(self, entry: Entry, wheel: str, filename: str) -> Entry:
+    def _checked(self, entry: Entry, wheel: str, filename: str) -> Entry | None:
         """An existing entry, after the checks a fresh admission would make of this file:
         the file name must name what the entry holds (same answer with a warm or a cold
-        cache), and the entry must be whole and ours (no symlinked directory)."""
-        plan = entry.plan
+        cache), and the entry must be whole and ours (no symlinked directory).
+        None if the entry was evicted meanwhile (``cache clean`` in another process)."""
+        try:
+            plan = entry.plan
+            tampered = entry.tampered_dirs()
+        except CacheCorrupt:
+            if not os.path.isdir(entry.path):
+                return None
+            raise
+        if tampered and not os.path.isdir(entry.path):
+            return None
         if plan.filename != filename:
             _check_filename(wheel, filename, plan)
-        tampered = entry.tampered_dirs()
         if tampered:
             path, why = tampered[0]
             raise entry._corrupt(f"cannot be trusted: {path} {why}")
