@@ -289,3 +289,21 @@ def test_new_cache_is_private_whatever_the_umask(tmp_path: Path) -> None:
         os.umask(old)
     for d in [cache, cache / "v1", *(p for p in (cache / "v1").iterdir() if p.is_dir())]:
         assert stat.S_IMODE(d.stat().st_mode) & 0o022 == 0, d
+
+
+@pytest.mark.parametrize(
+    ("paths", "bad"),
+    [
+        (["a/b", "c.dist-info/METADATA", ".hidden/x", "a/.b", "a/..b", "a/b."], False),
+        (["a/../b"], True), (["../a"], True), (["a/.."], True), ([".."], True), (["."], True),
+        (["./a"], True), (["a/./b"], True), (["a/."], True), (["/abs"], True), (["a/"], True),
+        (["a//b"], True), ([""], True), (["a\\b"], True), (["C:/x"], True), (["c:x"], True),
+        (["ok", "../x"], True), (["ok", ""], True), (["x/..", "ok"], True), (["a\0b"], True),
+    ],
+)  # fmt: skip
+def test_plan_path_rule(paths: list[str], bad: bool) -> None:
+    from safelink._cache import _bad_paths
+
+    joined = "\0".join(paths)
+    found = joined.count("\0") != len(paths) - 1 or _bad_paths(joined)
+    assert found is bad

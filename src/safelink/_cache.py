@@ -412,11 +412,26 @@ class Cache:
 # -- checks of what the cache holds ------------------------------------------------------
 _SCHEMES = frozenset({"purelib", "platlib", "scripts", "headers", "data"})
 
-_BAD_PATH = re.compile(
-    r"\\"  # a backslash (a separator on Windows)
-    r"|(?:^|[\x00/])\.{0,2}(?:[\x00/]|$)"  # an empty, '.' or '..' component (or a leading /)
-    r"|(?:^|\x00)[A-Za-z]:"  # a drive prefix
-)
+_EMPTY = ("\\", "//", "\x00/", "/\x00", "\x00\x00")  # a backslash, an empty component
+_DOTS = ("/./", "/../", "\x00./", "\x00../", "/.\x00", "/..\x00", "\x00.\x00", "\x00..\x00")
+_DRIVE = re.compile(r"(?:^|\x00)[A-Za-z]:")
+
+
+def _bad_paths(joined: str) -> bool:
+    """Does any of the NUL-joined relative paths have a backslash, an empty, '.' or '..'
+    component, a leading or trailing '/', or a drive prefix? Substring searches only
+    (C speed; a regex over a big plan costs more than loading it)."""
+    if any(part in joined for part in _EMPTY):
+        return True
+    if ("/." in joined or "\x00." in joined) and any(part in joined for part in _DOTS):
+        return True
+    if joined in ("", ".", ".."):
+        return True
+    if joined.startswith(("/", "./", "../", ".\x00", "..\x00", "\x00")):
+        return True
+    if joined.endswith(("/", "/.", "/..", "\x00", "\x00.", "\x00..")):
+        return True
+    return ":" in joined and _DRIVE.search(joined) is not None
 
 
 def _all_of(values: object, kind: type) -> bool:
@@ -473,7 +488,7 @@ def plan_problem(plan: Plan, sha256: str) -> str | None:
         return "has a plan whose paths leave the entry or the environment"
     paths += singles
     joined = "\x00".join(paths)
-    if joined.count("\x00") != len(paths) - 1 or _BAD_PATH.search(joined):
+    if joined.count("\x00") != len(paths) - 1 or _bad_paths(joined):
         return "has a plan whose paths leave the entry or the environment"
     return None
 
