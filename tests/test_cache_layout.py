@@ -156,3 +156,13 @@ def test_prune_spares_a_live_compile(
     pyc = site_packages(venv) / "demo" / "__pycache__"
     assert [p.suffix for p in pyc.iterdir()] == [".pyc"]
     assert os.listdir(cache_dir / "v1" / "tmp") == []
+
+
+def test_owner_check_never_signals_on_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.kill(pid, 0)`` terminates the process on Windows: the check must not call it."""
+    calls: list[int] = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: calls.append(pid))
+    monkeypatch.setattr(_layout.sys, "platform", "win32")
+    assert _layout.pid_alive(4242)
+    assert not _layout.temp_is_stale(_layout.temp_name(_layout.ADMIT, pid=4242))
+    assert calls == []

@@ -37,6 +37,7 @@ the one owner check ``cache prune`` and the probes use.
 from __future__ import annotations
 
 import os
+import sys
 
 VERSION_DIR = "v1"
 
@@ -204,7 +205,13 @@ def parse_temp(name: str) -> tuple[str, int] | None:
 
 
 def pid_alive(pid: int) -> bool:
-    """Is process *pid* running (or not ours to signal, which counts as running)?"""
+    """Is process *pid* running (or not ours to signal, which counts as running)?
+
+    On Windows ``os.kill`` would terminate the process, so every owner counts as
+    running there: temporary names are then removed only by ``cache clean``.
+    """
+    if sys.platform == "win32":
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
