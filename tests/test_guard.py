@@ -162,8 +162,10 @@ def test_guard_strict_refuses_foreign_hardlinks(fs_tmp: Callable[[str], Path]) -
     whl = make_wheel(base, "guarded", "1.0", {"guarded/__init__.py": PRISTINE})
     cache = base / "cache"
     safelink.Cache(cache).admit(whl)
-    os.chown(cache, 65534, 65534)  # someone else's cache
     v = make_venv(base / "V")
+    # Someone else's environment (a cache owned by someone else is refused outright:
+    # tests/test_cache_trust.py), so hardlinks would share inodes across users.
+    os.chown(v, 65534, 65534)
     report = safelink.install([whl], v, cache=cache, guard="strict")
     assert report.link_mode == "copy" and report.files_by_mode == {"copy": 3}
     with pytest.raises(safelink.LinkFailed, match="--guard strict refuses hardlinks"):
