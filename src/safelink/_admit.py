@@ -50,11 +50,6 @@ def inflate_lib() -> Any:
             _INFLATE = zlib
     return _INFLATE
 
-MAX_DEPTH = 256
-"""Deepest member path admitted (components). Deeper trees serve no package and break
-recursive tools (RecursionError) in every phase. (The member-name rules proper live
-with the wheel's other name checks; this cap is admission's until they take it.)"""
-
 _UNSUPPORTED_FLAGS = ((0x20, "compressed patched data (flag bit 5)"),
                       (0x40, "strong encryption (flag bit 6)"))  # fmt: skip
 
@@ -71,15 +66,6 @@ def _check_archive(zf: ZipFile, wheel: str) -> None:
         for bit, what in _UNSUPPORTED_FLAGS:
             if info.flag_bits & bit:
                 raise InvalidWheel(f"{wheel}: member {_shown(info.filename)} uses {what}")
-
-
-def _check_depth(info: WheelInfo, wheel: str) -> None:
-    deepest = max(info.members, key=lambda m: m.name.count("/"), default=None)
-    if deepest is not None and deepest.name.count("/") + 1 > MAX_DEPTH:
-        raise InvalidWheel(
-            f"{wheel}: member {_shown(deepest.name)} is nested "
-            f"{deepest.name.count('/') + 1} levels deep (more than {MAX_DEPTH})"
-        )
 
 
 def admit_locked(
@@ -128,7 +114,6 @@ def admit_locked(
                 UnicodeDecodeError,
             ) as exc:
                 raise InvalidWheel(f"{wheel}: corrupt archive ({exc})") from None
-            _check_depth(info, wheel)
             shebang = _extract(zf, info, _layout.entry_files(tmp), wheel)
         now = os.fstat(f.fileno())
         if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
