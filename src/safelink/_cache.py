@@ -19,6 +19,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from operator import itemgetter
 from typing import BinaryIO, TypeVar
 
 from . import _layout
@@ -412,26 +413,31 @@ class Cache:
 # -- checks of what the cache holds ------------------------------------------------------
 _SCHEMES = frozenset({"purelib", "platlib", "scripts", "headers", "data"})
 
-_EMPTY = ("\\", "//", "\x00/", "/\x00", "\x00\x00")  # a backslash, an empty component
-_DOTS = ("/./", "/../", "\x00./", "\x00../", "/.\x00", "/..\x00", "\x00.\x00", "\x00..\x00")
-_DRIVE = re.compile(r"(?:^|\x00)[A-Za-z]:")
+_DRIVE = re.compile(r"[A-Za-z]:")
 
 
-def _bad_paths(joined: str) -> bool:
-    """Does any of the NUL-joined relative paths have a backslash, an empty, '.' or '..'
-    component, a leading or trailing '/', or a drive prefix? Substring searches only
-    (C speed; a regex over a big plan costs more than loading it)."""
-    if any(part in joined for part in _EMPTY):
+def _bad_paths(paths: list[str]) -> bool:
+    """Does any relative path have a NUL, a backslash, an empty, '.' or '..' component,
+    a leading or trailing '/', or a drive prefix? Joined by '/', every component of
+    every path sits between two slashes, so a few substring searches (C speed) see
+    them all: a regex, or a loop over the paths, costs more than loading the plan."""
+    if not paths:
+        return False
+    j = "/".join(paths)
+    if not j or "\x00" in j or "\\" in j or "//" in j or j.startswith("/") or j.endswith("/"):
         return True
-    if ("/." in joined or "\x00." in joined) and any(part in joined for part in _DOTS):
+    if ("/." in j or j.startswith(".")) and (
+        "/./" in j
+        or "/../" in j
+        or j.endswith(("/.", "/.."))
+        or j.startswith(("./", "../"))
+        or j in (".", "..")
+    ):
         return True
-    if joined in ("", ".", ".."):
-        return True
-    if joined.startswith(("/", "./", "../", ".\x00", "..\x00", "\x00")):
-        return True
-    if joined.endswith(("/", "/.", "/..", "\x00", "\x00.", "\x00..")):
-        return True
-    return ":" in joined and _DRIVE.search(joined) is not None
+    return ":" in j and any(_DRIVE.match(p) for p in paths)
+
+
+_COLUMNS = [itemgetter(i) for i in range(5)]
 
 
 def _all_of(values: object, kind: type) -> bool:
@@ -458,18 +464,18 @@ def plan_problem(plan: Plan, sha256: str) -> str | None:
     for rows in plan.links.values():
         if not _all_of(rows, tuple) or (rows and set(map(len, rows)) != {5}):
             return "has a malformed plan (wrong types)"
-        if rows:
-            srcs, dsts, sizes, digests, execs = zip(*rows, strict=True)
-            if not (
-                _all_of(srcs, str)
-                and _all_of(dsts, str)
-                and _all_of(sizes, int)
-                and _all_of(digests, str)
-                and _all_of(execs, bool)
-            ):
-                return "has a malformed plan (wrong types)"
-            paths += srcs
-            paths += dsts
+        srcs = list(map(_COLUMNS[0], rows))
+        dsts = list(map(_COLUMNS[1], rows))
+        if not (
+            _all_of(srcs, str)
+            and _all_of(dsts, str)
+            and _all_of(list(map(_COLUMNS[2], rows)), int)
+            and _all_of(list(map(_COLUMNS[3], rows)), str)
+            and _all_of(list(map(_COLUMNS[4], rows)), bool)
+        ):
+            return "has a malformed plan (wrong types)"
+        paths += srcs
+        paths += dsts
     for dirs in plan.dirs.values():
         if not _all_of(dirs, str):
             return "has a malformed plan (wrong types)"
@@ -487,8 +493,7 @@ def plan_problem(plan: Plan, sha256: str) -> str | None:
     if any("/" in s for s in singles):
         return "has a plan whose paths leave the entry or the environment"
     paths += singles
-    joined = "\x00".join(paths)
-    if joined.count("\x00") != len(paths) - 1 or _bad_paths(joined):
+    if _bad_paths(paths):
         return "has a plan whose paths leave the entry or the environment"
     return None
 
