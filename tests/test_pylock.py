@@ -471,3 +471,27 @@ def test_warm_cache_needs_no_wheel_file(box: dict[str, Path], tmp_path: Path) ->
     proc = sync_cli(lock, other, "--offline")
     assert proc.returncode == 0, proc.stderr
     assert (site_packages(other) / "alpha.py").exists()
+
+
+def test_noop_sync_imports_neither_packaging_nor_the_installer(box: dict[str, Path]) -> None:
+    """What a no-op costs: the remembered selection, one listing, one small read per
+    distribution; no marker evaluation, no tag computation, no install machinery."""
+    venv = box["venv"]
+    lock = lock_of(box, ("alpha", "1.0"), ("beta", "1.0"))
+    assert sync_cli(lock, venv).returncode == 0
+    probe = (
+        "import sys\n"
+        "from safelink.cli import main\n"
+        f"rc = main(['sync', {str(lock)!r}, '--python', {str(venv)!r}])\n"
+        "heavy = sorted(m for m in sys.modules if m.startswith(('packaging.', 'safelink._install',"
+        " 'safelink._link', 'safelink._fetch')))\n"
+        "print(rc, heavy)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "0 []"
+    assert proc.stdout.startswith("nothing to do: 2 distribution(s) already match the lock")
+    # Another lock (other bytes) is selected afresh, of course.
+    lock = lock_of(box, ("alpha", "2.0"), ("beta", "1.0"))
+    proc = sync_cli(lock, venv)
+    assert proc.stdout.splitlines()[0] == "~ alpha 1.0 -> 2.0", proc.stderr

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from operator import itemgetter
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from . import _layout
 from ._atomic import write_atomic
@@ -33,6 +33,7 @@ from ._plan import load as load_plan
 from .errors import CacheCorrupt, InvalidWheel, SafelinkError
 
 _CHUNK = 1 << 20
+_W = TypeVar("_W", bound="str | None")
 
 
 def default_cache_dir() -> str:
@@ -332,8 +333,8 @@ class Cache:
     # -- entries in use ------------------------------------------------------
     @contextlib.contextmanager
     def in_use(
-        self, entries: list[tuple[str | None, Entry, bool]], max_unpacked: int | None = None
-    ) -> Iterator[list[tuple[str | None, Entry, bool]]]:
+        self, entries: list[tuple[_W, Entry, bool]], max_unpacked: int | None = None
+    ) -> Iterator[list[tuple[_W, Entry, bool]]]:
         """Hold a shared lock on each (wheel, entry, admitted) entry for the ``with`` body,
         so that ``cache clean``/``prune`` (which take it exclusively, without waiting)
         skip them. An entry evicted since it was admitted is admitted again from its
@@ -355,12 +356,13 @@ class Cache:
                         held.enter_context(one)
                         break
                     one.close()  # evicted meanwhile: admit it again, then hold it
-                    if wheel is None:
+                    source = wheel if wheel is not None else entry.plan.source
+                    if not source or not os.path.isfile(source):
                         raise CacheCorrupt(
-                            f"cache entry {entry.sha256} was removed while it was being installed",
-                            "run the command again; nothing was changed",
+                            f"cache entry {entry.path} was removed before it could be used",
+                            "install again",
                         )
-                    again, did = self.admit_status(wheel, max_unpacked=max_unpacked)
+                    again, did = self.admit_status(source, max_unpacked=max_unpacked)
                     out[i] = (wheel, again, admitted or did)
             yield out
 

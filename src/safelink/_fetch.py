@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from . import _layout
 from ._cache import Cache, Entry
 from ._fsops import unlink_quiet, write_all
+from ._names import shown
 from .errors import DownloadFailed, InvalidLock, SafelinkError
 
 if TYPE_CHECKING:
@@ -105,18 +106,18 @@ def _local_file(w: LockedWheel) -> str | None:
 def _admit_local(cache: Cache, w: LockedWheel, path: str, max_unpacked: int | None) -> Entry:
     if not os.path.isfile(path):
         raise InvalidLock(
-            f"wheel {w.filename} for {w.spec} not found at {path}",
+            f"wheel {w.filename} for {w.spec} not found at {shown(path)}",
             "fetch the wheels the lock names, or lock again",
         )
     got = cache.indexed_sha256(path) or _sha256_file(path)  # nothing kept before it matches
     if got != w.sha256:
         raise InvalidLock(
-            f"{path}: sha256 {got} does not match the lock's {w.sha256} for {w.spec}",
+            f"{shown(path)}: sha256 {got} does not match the lock's {w.sha256} for {w.spec}",
             "the file changed since it was locked; lock again or restore it",
         )
     entry = cache.admit(path, max_unpacked=max_unpacked)
     if entry.sha256 != w.sha256:  # replaced between the hash and the admission
-        raise InvalidLock(f"{path} changed while it was read; nothing was installed")
+        raise InvalidLock(f"{shown(path)} changed while it was read; nothing was installed")
     return entry
 
 
@@ -214,7 +215,7 @@ def _download(cache: Cache, w: LockedWheel, ctx: ssl.SSLContext) -> str:
             unlink_quiet(tmp)
             if attempt >= retries:
                 raise DownloadFailed(
-                    f"downloading {w.filename} from {w.url} failed: {exc}",
+                    f"downloading {w.filename} from {shown(w.url)} failed: {exc}",
                     f"tried {attempt + 1} time(s); check the network or proxy settings; "
                     "nothing was installed",
                 ) from None
@@ -253,7 +254,8 @@ def _get_once(w: LockedWheel, tmp: str, ctx: ssl.SSLContext, timeout: float) -> 
     except urllib.error.HTTPError as exc:
         if exc.code in _PERMANENT_HTTP:
             raise DownloadFailed(
-                f"downloading {w.filename} from {w.url} failed: HTTP {exc.code} {exc.reason}",
+                f"downloading {w.filename} from {shown(w.url)} failed: "
+                f"HTTP {exc.code} {shown(str(exc.reason))}",
                 "the index no longer serves this file; lock again; nothing was installed",
             ) from None
         raise _Transient(f"HTTP {exc.code} {exc.reason}") from None
@@ -277,7 +279,7 @@ def _get_once(w: LockedWheel, tmp: str, ctx: ssl.SSLContext, timeout: float) -> 
                 size += len(chunk)
                 if limit is not None and size > limit:
                     raise DownloadFailed(
-                        f"{w.url} sent more than the {limit:,} bytes the lock says "
+                        f"{shown(w.url or '')} sent more than the {limit:,} bytes the lock says "
                         f"{w.filename} has",
                         "the file on the index changed; lock again; nothing was installed",
                     )
@@ -292,6 +294,6 @@ def _get_once(w: LockedWheel, tmp: str, ctx: ssl.SSLContext, timeout: float) -> 
     got = h.hexdigest()
     if got != w.sha256:
         raise DownloadFailed(
-            f"{w.url}: sha256 {got} does not match the lock's {w.sha256} for {w.spec}",
+            f"{shown(w.url or '')}: sha256 {got} does not match the lock's {w.sha256} for {w.spec}",
             "the file on the index is not the one that was locked; nothing was installed",
         )

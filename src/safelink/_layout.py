@@ -18,6 +18,7 @@ place that can tell whose a temporary name is. Under the cache root
     launchers/<key>               remembered entry-point launcher bodies
     wheels/<sha256>/<file name>   wheels downloaded for a lock file (kept to heal from;
                                   removed with their entry)
+    selections/<key>.json         remembered lock-file selections per lock and target
     tmp/                          work in progress (admissions, evictions, compiles,
                                   probe trial files)
 
@@ -50,12 +51,16 @@ INTERPRETERS = "interpreters"
 TAGS = "tags"
 LAUNCHERS = "launchers"
 WHEELS = "wheels"
+SELECTIONS = "selections"
 TMP = "tmp"
 
-SUBDIRS = (ENTRIES, INDEX, LOCKS, ENVS, PYC, PROBES, INTERPRETERS, TAGS, LAUNCHERS, WHEELS, TMP)
+SUBDIRS = (
+    ENTRIES, INDEX, LOCKS, ENVS, PYC, PROBES, INTERPRETERS, TAGS, LAUNCHERS, WHEELS, SELECTIONS,
+    TMP,
+)
 """Every sub-directory of the cache root (``cache size`` and ``cache clean`` cover all)."""
 
-REMEMBERED = (INDEX, PROBES, INTERPRETERS, TAGS, LAUNCHERS)
+REMEMBERED = (INDEX, PROBES, INTERPRETERS, TAGS, LAUNCHERS, SELECTIONS)
 """Sub-directories of things that are recomputed when missing."""
 
 ENTRY_FILES = "files"
@@ -148,6 +153,10 @@ def kept_wheel(root: str, sha256: str, filename: str | None = None) -> str:
     """A downloaded wheel (its directory when *filename* is None)."""
     path = os.path.join(root, WHEELS, sha256)
     return path if filename is None else os.path.join(path, filename)
+
+
+def selection_file(root: str, key: str) -> str:
+    return os.path.join(root, SELECTIONS, key + ".json")
 
 
 def tmp_dir(root: str) -> str:

@@ -14,17 +14,22 @@ be plain file names whose project and version match the package.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import _layout
 from ._environment import Target
+from ._names import shown
 from .errors import InvalidLock
 
 if TYPE_CHECKING:
     from packaging.pylock import Pylock
+
+    from ._cache import Cache
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ def read_lock(lock: str | os.PathLike[str]) -> Pylock:
     except OSError as exc:
         raise InvalidLock(f"cannot read lock file {path}: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidLock(f"{path}: not a valid TOML file ({exc})") from None
+        raise InvalidLock(f"{path}: not a valid TOML file ({shown(str(exc))})") from None
     return parse_lock(data, path)
 
 
@@ -79,7 +84,7 @@ def parse_lock(data: Mapping[str, Any], path: str) -> Pylock:
     if version is not None and Version("1.0") < version < Version("2.dev0"):
         from ._log import warn
 
-        warn(f"{path}: lock-version {raw} is newer than 1.0; reading it as 1.0")
+        warn(f"{path}: lock-version {shown(str(raw))} is newer than 1.0; reading it as 1.0")
     elif version is not None and not Version("1") <= version < Version("2.dev0"):
         raise InvalidLock(
             f"{path}: lock-version {raw!r} is not supported (this safelink reads 1.x)",
@@ -91,7 +96,7 @@ def parse_lock(data: Mapping[str, Any], path: str) -> Pylock:
     try:
         return Pylock.from_dict(data)
     except PylockValidationError as exc:
-        raise InvalidLock(f"{path}: not a valid pylock file: {exc}") from None
+        raise InvalidLock(f"{path}: not a valid pylock file: {shown(str(exc))}") from None
     finally:
         quiet.setLevel(before)
 
@@ -189,6 +194,115 @@ def _venv_full_version(target: Target) -> str | None:
 
 # -- selection ----------------------------------------------------------------------
 
+_MEMO_FORMAT = 1
+
+
+class Remembered:
+    """A selection and where it is remembered (see :func:`select_remembered`)."""
+
+    def __init__(self, wheels: list[LockedWheel], path: str | None, known: bool) -> None:
+        self.wheels = wheels
+        self.path = path
+        self.known = known
+
+    def keep(self) -> None:
+        """Remember it (best effort): call once the sync it served has succeeded, so a
+        failed or refused sync leaves the cache as it was."""
+        if self.path is not None and not self.known:
+            from ._atomic import remember
+
+            remember(self.path, json.dumps([asdict(w) for w in self.wheels]).encode())
+
+
+def select_remembered(
+    lock: str,
+    target: Target,
+    cache: Cache,
+    *,
+    extras: Collection[str] = (),
+    groups: Collection[str] | None = None,
+) -> Remembered:
+    """:func:`select`, remembered in the cache per lock content, target and options.
+
+    Selection depends only on the lock's bytes (and where it is: paths are relative
+    to it), the extras and groups, and the target interpreter (its marker values and
+    tags: its binary, its ``pyvenv.cfg``, this machine's kernel and C library) and
+    the selecting code's version. With all of those the same, the answer is read
+    back from one small file instead of importing ``packaging`` and evaluating
+    markers and tags again: what a no-op sync costs.
+    """
+    try:
+        with open(lock, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise InvalidLock(f"cannot read lock file {lock}: {exc.strerror}") from None
+    key = _memo_key(data, lock, target, extras, groups)
+    path = _layout.selection_file(cache.root, key) if key else None
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                return Remembered([LockedWheel(**row) for row in json.load(f)], path, True)
+        except (OSError, ValueError, TypeError):
+            pass
+    return Remembered(select(lock, target, extras=extras, groups=groups), path, False)
+
+
+def _memo_key(
+    data: bytes,
+    lock: str,
+    target: Target,
+    extras: Collection[str],
+    groups: Collection[str] | None,
+) -> str | None:
+    """Everything selection depends on, hashed; None when the target cannot be pinned down."""
+    import hashlib
+
+    from . import __version__
+
+    try:
+        python = os.path.realpath(target.python)
+        st = os.stat(python)
+    except OSError:
+        return None
+    cfg = b""
+    if target.kind == "venv":
+        try:
+            with open(os.path.join(target.root, "pyvenv.cfg"), "rb") as f:
+                cfg = f.read()
+        except OSError:
+            return None
+    uname = os.uname() if hasattr(os, "uname") else ()
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (AttributeError, ValueError, OSError):
+        libc = ""
+    parts = [
+        str(_MEMO_FORMAT),
+        __version__,
+        _packaging_version(),
+        lock,
+        python,
+        f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}",
+        target.kind,
+        json.dumps([target.version, target.implementation, target.free_threaded]),
+        json.dumps(list(uname)),
+        libc,
+        sys.platform,
+        json.dumps(sorted(extras)),
+        json.dumps(None if groups is None else sorted(groups)),
+    ]
+    h = hashlib.sha256(data)
+    h.update("\0".join(parts).encode("utf-8", "surrogateescape"))
+    h.update(b"\0" + cfg)
+    return h.hexdigest()
+
+
+def _packaging_version() -> str:
+    import packaging  # only its small __init__
+
+    return str(packaging.__version__)
+
+
 
 def select(
     lock: str | os.PathLike[str],
@@ -230,14 +344,14 @@ def select(
         )
     except PylockSelectError as exc:
         raise InvalidLock(
-            f"{path}: {exc}",
+            f"{path}: {shown(str(exc))}",
             f"this lock does not cover {target.python} "
             f"(Python {env.get('python_full_version', '?')})"
             if "does not satisfy" in str(exc) or "No wheel" in str(exc)
             else None,
         ) from None
     except InvalidWheelFilename as exc:
-        raise InvalidLock(f"{path}: {exc}") from None
+        raise InvalidLock(f"{path}: {shown(str(exc))}") from None
     for package, source in chosen:
         if isinstance(source, PackageWheel):
             out.append(_wheel(path, package, source.filename, source.hashes, source))

@@ -20,16 +20,21 @@ import os
 import time
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._cache import Cache
 from ._environment import Target, resolve_target
-from ._guard import Guard
-from ._install import install
 from ._marker import installed_sha256
 from ._progress import Progress, ProgressCallback
-from ._report import InstallReport
 from ._uninstall import Installed, canonicalize_name
+
+if TYPE_CHECKING:
+    from ._guard import Guard
+    from ._report import InstallReport
+
+# A no-op sync imports neither packaging nor the install machinery: the selection is
+# remembered per lock content and target (see _pylock.select_remembered), and
+# _install is imported only when something must change.
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ def sync(
     offline: bool = False,
     link_mode: str = "auto",
     allow_fallback: bool | None = None,
-    guard: Guard | str = Guard.CHECK,
+    guard: Guard | str = "check",
     compile_bytecode: bool = False,
     lock_timeout: float | None = None,
     threads: int | None = None,
@@ -135,7 +140,7 @@ def sync(
     with the locked hash, or another :class:`~safelink.errors.SafelinkError`;
     the environment is then left as it was.
     """
-    from ._pylock import select
+    from ._pylock import select_remembered
 
     t0 = time.perf_counter()
     cache = cache if isinstance(cache, Cache) else Cache(cache)
@@ -143,7 +148,8 @@ def sync(
         target, python=python, prefix=prefix, flat=flat_target, cache_root=cache.root
     )
     lock_path = os.path.abspath(os.fspath(lock))
-    wheels = select(lock_path, tgt, extras=extras, groups=groups)
+    selection = select_remembered(lock_path, tgt, cache, extras=extras, groups=groups)
+    wheels = selection.wheels
     report = SyncReport(target=tgt.root, lock=lock_path, dry_run=dry_run)
 
     if _interrupted(tgt):
@@ -180,6 +186,8 @@ def sync(
                     "(installed by a tool that keeps none); remove it by hand"
                 )
     if dry_run or not report.changes:
+        if not dry_run:
+            selection.keep()
         return _done(report, t0)
 
     def fetched(name: str, done: int, total: int) -> None:
@@ -187,6 +195,7 @@ def sync(
             progress(Progress("download", name, done, total))
 
     from ._fetch import ensure
+    from ._install import install
 
     entries, report.downloaded = ensure(
         cache, todo, offline=offline, progress=fetched, max_unpacked=max_unpacked
@@ -209,6 +218,7 @@ def sync(
         from ._uninstall import uninstall
 
         uninstall(remove, tgt, lock_timeout=lock_timeout, missing_ok=True)
+    selection.keep()
     return _done(report, t0)
 
 
@@ -224,14 +234,51 @@ def _done(report: SyncReport, t0: float) -> SyncReport:
 def install_lock(
     lock: str | os.PathLike[str],
     target: Target | str | os.PathLike[str] | None = None,
-    **options: Any,
+    *,
+    python: str | None = None,
+    prefix: str | None = None,
+    flat_target: str | None = None,
+    cache: Cache | str | os.PathLike[str] | None = None,
+    extras: Collection[str] = (),
+    groups: Collection[str] | None = None,
+    dry_run: bool = False,
+    reinstall: bool = False,
+    offline: bool = False,
+    link_mode: str = "auto",
+    allow_fallback: bool | None = None,
+    guard: Guard | str = "check",
+    compile_bytecode: bool = False,
+    lock_timeout: float | None = None,
+    threads: int | None = None,
+    max_unpacked: int | None = None,
+    progress: ProgressCallback | None = None,
 ) -> SyncReport:
     """Install what *lock* selects for *target*, leaving other distributions alone.
 
-    :func:`sync` with ``exact=False``; takes the same keyword options.
+    :func:`sync` without removals (``exact=False``); the same options.
     """
-    options["exact"] = False
-    return sync(lock, target, **options)
+    return sync(
+        lock,
+        target,
+        python=python,
+        prefix=prefix,
+        flat_target=flat_target,
+        cache=cache,
+        extras=extras,
+        groups=groups,
+        exact=False,
+        dry_run=dry_run,
+        reinstall=reinstall,
+        offline=offline,
+        link_mode=link_mode,
+        allow_fallback=allow_fallback,
+        guard=guard,
+        compile_bytecode=compile_bytecode,
+        lock_timeout=lock_timeout,
+        threads=threads,
+        max_unpacked=max_unpacked,
+        progress=progress,
+    )
 
 
 def _interrupted(tgt: Target) -> bool:
