@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import fnmatch
 import os
+import re
 import subprocess
 import sys
 import venv
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -55,28 +57,43 @@ def site_packages(venv_dir: Path) -> Path:
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, check: bool = False, timeout: float = 300
+    *args: str,
+    env: Mapping[str, str | None] | None = None,
+    check: bool = False,
+    timeout: float = 300,
+    cwd: str | os.PathLike[str] | None = None,
+    python: str | os.PathLike[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m safelink`` as a user would; return the completed process."""
+    """Run ``python -m safelink`` as a user would; return the completed process.
+
+    *env* adds to (a value of ``None`` removes from) this process's environment;
+    *python* runs safelink with another interpreter (default: this one).
+    """
     full_env = dict(os.environ)
-    full_env.update(env or {})
+    for key, value in (env or {}).items():
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
     proc = subprocess.run(
-        [sys.executable, "-m", "safelink", *args],
+        [os.fspath(python or sys.executable), "-m", "safelink", *args],
         capture_output=True,
         text=True,
         env=full_env,
         timeout=timeout,
+        cwd=cwd,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"safelink {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
-def tree(root: Path) -> dict[str, tuple[str, int, bytes | str]]:
+def tree(root: Path, content: bool = True) -> dict[str, tuple[str, int, bytes | str]]:
     """Full listing of *root*: relative path -> (kind, mode, content or link target).
 
     An environment's lock file (where directories cannot be locked: Windows) is not
     listed: like uv's ``.lock``, it stays once an install has run there.
+    ``content=False``: a file's size (as text) instead of its content.
     """
     out: dict[str, tuple[str, int, bytes | str]] = {}
     if not root.exists():
@@ -93,5 +110,67 @@ def tree(root: Path) -> dict[str, tuple[str, int, bytes | str]]:
             elif p.is_dir():
                 out[rel] = ("dir", st.st_mode, b"")
             else:
-                out[rel] = ("file", st.st_mode, p.read_bytes())
+                out[rel] = ("file", st.st_mode, p.read_bytes() if content else str(st.st_size))
     return out
+
+
+#: Names safelink gives its temporary files and directories inside an environment.
+TEMP_PATTERNS = ("*.safelink-*", ".safelink-*")
+
+
+def leftover_temp_files(env: Path, cache: Path | None = None) -> list[str]:
+    """Temp files left behind: safelink temp names in *env*, anything in the cache's ``tmp/``.
+
+    After any command has finished (whatever its outcome) this must be empty.
+    """
+    found: list[str] = []
+    if env.exists():
+        for dirpath, dirnames, filenames in os.walk(env):
+            for n in dirnames + filenames:
+                if any(fnmatch.fnmatch(n, pat) for pat in TEMP_PATTERNS):
+                    found.append(os.path.join(dirpath, n))
+    if cache is not None and cache.exists():
+        for dirpath, dirnames, _filenames in os.walk(cache):
+            if os.path.basename(dirpath) == "tmp":
+                found += [os.path.join(dirpath, n) for n in os.listdir(dirpath)]
+                dirnames[:] = []
+    return sorted(found)
+
+
+def cache_entries(cache: Path) -> list[str]:
+    """The sha256 of every entry directory in *cache* (whole or not)."""
+    entries = cache / "v1" / "entries"
+    return sorted(os.listdir(entries)) if entries.is_dir() else []
+
+
+#: Cache files that record attempts, not content: an admission's lock file and the
+#: wheel path -> sha256 memo. A refused wheel may leave these; nothing else.
+CACHE_BOOKKEEPING = ("v1/locks/", "v1/index/")
+
+
+def cache_tree(cache: Path, content: bool = True) -> dict[str, tuple[str, int, bytes | str]]:
+    """:func:`tree` of a cache without its bookkeeping files (see CACHE_BOOKKEEPING).
+
+    ``content=False`` lists each file's size instead of its bytes (cache files are
+    sealed: size, mode and name tell a change).
+    """
+    listing = tree(cache, content=content)
+    return {k: v for k, v in listing.items() if not k.startswith(CACHE_BOOKKEEPING)}
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def assert_clean_output(proc: subprocess.CompletedProcess[str]) -> None:
+    """No traceback and no raw control character (escape, CR, ...) in a command's output."""
+    for stream in (proc.stdout, proc.stderr):
+        assert "Traceback" not in stream, stream
+        assert not _CONTROL.search(stream), repr(stream)
+
+
+def error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """The one ``safelink: error: ...`` line of a failed command (asserts there is one)."""
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("safelink: error: ")]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]

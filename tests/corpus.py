@@ -4,7 +4,7 @@ Stdlib only, so that the benchmark suite can import it with ``sys.path`` pointin
 ``tests/``.  Every wheel is pinned by exact file name and sha256; every file handed out
 by :func:`fetch` has been verified against its pin.
 
-Two tiers:
+Two tiers, plus the wheels of the journey tests:
 
 * :data:`TEST_WHEELS` -- small and fast (9 wheels, 3,092 zip members, 5.5 MB in all),
   covering the wheel shapes an installer must get right (entry points, ``.data/scripts``
@@ -54,12 +54,14 @@ from typing import Literal
 
 __all__ = [
     "BENCH_WHEELS",
+    "JOURNEY_WHEELS",
     "SHAPES",
     "TEST_WHEELS",
     "CorpusError",
     "PinnedWheel",
     "by_name",
     "fetch",
+    "for_this_python",
     "normalize_name",
     "wheel_cache_dir",
 ]
@@ -355,6 +357,51 @@ _BENCH_ONLY: tuple[PinnedWheel, ...] = (
         size=13163630, n_files=534, shapes=("data_data", "console_scripts", "large"),
     ),
 )
+
+# One numpy per CPython minor version (cp3X-cp3X: no stable ABI).
+_NUMPY = {
+    10: ("fc7b73d02efb0e18c000e9ad8b83480dfcd5dfd11065997ed4c6747470ae8915", 16801050, 1102,
+         "b4/63/3de6a34ad7ad6646ac7d2f55ebc6ad439dbbf9c4370017c50cf403fb19b5"),
+    11: ("ba10f8411898fc418a521833e014a77d3ca01c15b0c6cdcce6a0d2897e6dbbdf", 16821570, 1102,
+         "b3/dd/2238b898e51bd6d389b7389ffb20d7f4c10066d80351187ec8e303a5a475"),
+    12: ("fd83c01228a688733f1ded5201c678f0c53ecc1006ffbc404db9f7a899ac6249", 16527618, 967,
+         "8c/3d/1e1db36cfd41f895d266b103df00ca5b3cbe965184df824dec5c08c6b803"),
+    13: ("1bc23a79bfabc5d056d106f9befb8d50c31ced2fbc70eedb8155aec74a45798f", 16526072, 967,
+         "19/49/4df9123aafa7b539317bf6d342cb6d227e49f7a35b99c287a6109b13dd93"),
+}
+
+
+def _numpy(minor: int) -> PinnedWheel:
+    sha, size, n_files, where = _NUMPY[minor]
+    filename = f"numpy-2.2.6-cp3{minor}-cp3{minor}-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    return PinnedWheel(
+        "numpy", "2.2.6", filename, sha, _files(where, filename),
+        f"compiled for CPython 3.{minor} only: {n_files} members, bundled numpy.libs/*.so,"
+        " console_scripts",
+        size=size, n_files=n_files,
+        shapes=("platlib", "extension", "exec_bits", "console_scripts", "large"),
+    )
+
+
+JOURNEY_WHEELS: tuple[PinnedWheel, ...] = (
+    PinnedWheel(
+        "black", "25.1.0", "black-25.1.0-py3-none-any.whl",
+        "95e8176dae143ba9097f351d174fdaf0ccd29efb414b362ae3fd72bf0f710717",
+        _files("09/71/54e999902aed72baf26bca0d50781b01838251a462612966e9fc4891eadd",
+               "black-25.1.0-py3-none-any.whl"),
+        "a popular pure tool: 53 members, 2 console_scripts (black, blackd)",
+        size=207646, n_files=53, shapes=("console_scripts",),
+    ),
+    *(_numpy(minor) for minor in sorted(_NUMPY)),
+    PinnedWheel(
+        "uv", "0.9.5", "uv-0.9.5-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "6507bbbcd788553ec4ad5a96fa19364dc0f58b023e31d79868773559a83ec181",
+        _files("9b/83/a0bdf4abf86ede79b427778fe27e2b4a022c98a7a8ea1745dcd6c6561f17",
+               "uv-0.9.5-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"),
+        "the uv installer: two ELF executables in .data/scripts (used to build environments)",
+        size=21332544, n_files=11, shapes=("data_scripts_binary", "large"),
+    ),
+)
 # fmt: on
 
 BENCH_WHEELS: tuple[PinnedWheel, ...] = TEST_WHEELS + _BENCH_ONLY
@@ -369,6 +416,22 @@ def by_name(name: str) -> PinnedWheel:
     except KeyError:
         known = ", ".join(sorted(_BY_NAME))
         raise KeyError(f"no pinned wheel for {name!r}; known: {known}") from None
+
+
+def for_this_python(name: str, version: tuple[int, int] | None = None) -> PinnedWheel:
+    """The pinned wheel of *name* that installs on CPython *version* (default: this one).
+
+    Looks in every tier; for a project pinned once per CPython version (numpy) it picks
+    the file tagged ``cp3X``.
+    """
+    major, minor = version or sys.version_info[:2]
+    key = normalize_name(name)
+    found = [w for w in BENCH_WHEELS + JOURNEY_WHEELS if w.name == key]
+    for w in found:
+        py = w.tags[0]
+        if not py.startswith("cp") or py == f"cp{major}{minor}":
+            return w
+    raise KeyError(f"no pinned wheel of {name!r} for CPython {major}.{minor}")
 
 
 def wheel_cache_dir() -> Path:

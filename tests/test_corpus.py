@@ -417,3 +417,40 @@ def test_bench_wheel_matches_pin(wheel: corpus.PinnedWheel) -> None:
         pytest.skip("not in the cache: python tests/corpus.py fetch --bench")
     [path] = corpus.fetch([wheel])
     _check_pin(wheel, path, crc=False)
+
+
+# --------------------------------------------------------------------------- journey wheels
+
+
+def _journey_id(w: corpus.PinnedWheel) -> str:
+    return f"{w.name}-{w.tags[0]}"
+
+
+@pytest.mark.parametrize("wheel", corpus.JOURNEY_WHEELS, ids=_journey_id)
+def test_journey_pin_is_well_formed(wheel: corpus.PinnedWheel) -> None:
+    name, version, _build, tags = parse_wheel_filename(wheel.filename)
+    assert wheel.name == canonicalize_name(name) and str(version) == wheel.version
+    assert re.fullmatch(r"[0-9a-f]{64}", wheel.sha256) and wheel.url.endswith(wheel.filename)
+    assert wheel.size > 0 and wheel.n_files > 0 and set(wheel.shapes) <= corpus.SHAPES
+    minors = [m for _, m in PYTHONS if tags & _supported_tags(m)]
+    assert minors, "installable on no CPython of the matrix"
+    assert corpus.for_this_python(wheel.name, (3, minors[0])).sha256 in {
+        w.sha256 for w in corpus.JOURNEY_WHEELS if w.name == wheel.name
+    }
+
+
+def test_for_this_python() -> None:
+    for _, minor in PYTHONS:
+        numpy = corpus.for_this_python("numpy", (3, minor))
+        assert numpy.tags[0] == f"cp3{minor}"
+    assert corpus.for_this_python("Setuptools") is corpus.by_name("setuptools")
+    with pytest.raises(KeyError, match="no pinned wheel"):
+        corpus.for_this_python("numpy", (3, 9))
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("name", ["black", "numpy", "uv"])
+def test_journey_wheel_matches_pin(name: str) -> None:
+    wheel = corpus.for_this_python(name)
+    [path] = corpus.fetch([wheel])
+    _check_pin(wheel, path, crc=False)
