@@ -119,21 +119,23 @@ TEMP_PATTERNS = ("*.safelink-*", ".safelink-*")
 
 
 def leftover_temp_files(env: Path, cache: Path | None = None) -> list[str]:
-    """Temp files left behind: safelink temp names in *env*, anything in the cache's ``tmp/``.
+    """Temp files left behind: safelink temp names in *env* and in the cache (heal and
+    relink temps sit next to cached files), anything in the cache's ``tmp/``.
 
     After any command has finished (whatever its outcome) this must be empty.
     """
     found: list[str] = []
-    if env.exists():
-        for dirpath, dirnames, filenames in os.walk(env):
+    for root in (env, cache):
+        if root is None or not root.exists():
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            if root == cache and os.path.basename(dirpath) == "tmp":
+                found += [os.path.join(dirpath, n) for n in dirnames + filenames]
+                dirnames[:] = []
+                continue
             for n in dirnames + filenames:
                 if any(fnmatch.fnmatch(n, pat) for pat in TEMP_PATTERNS):
                     found.append(os.path.join(dirpath, n))
-    if cache is not None and cache.exists():
-        for dirpath, dirnames, _filenames in os.walk(cache):
-            if os.path.basename(dirpath) == "tmp":
-                found += [os.path.join(dirpath, n) for n in os.listdir(dirpath)]
-                dirnames[:] = []
     return sorted(found)
 
 

@@ -301,3 +301,27 @@ def test_temp_patterns_cover_safelink_names() -> None:
 
     for name in ("RECORD.safelink-1234-abcd", ".safelink-journal.json"):
         assert any(fnmatch.fnmatch(name, p) for p in TEMP_PATTERNS)
+
+
+def _reproduce(argv: list[str]) -> None:
+    """``python tests/test_header_fuzz.py WHEEL SEED [--all-fields]``: one case, in detail."""
+    global NOT_YET
+    if "--all-fields" in argv:
+        NOT_YET = frozenset()
+    name, seed = argv[0], int(argv[1])
+    pinned = corpus.by_name(name)
+    [src] = corpus.fetch([pinned])
+    data = src.read_bytes()
+    case, damaged = damage(pinned.filename, data, headers(data), seed)
+    work = Path(tempfile.mkdtemp(prefix="safelink-fuzz-case-"))
+    (work / pinned.filename).write_bytes(damaged)
+    (work / "target").mkdir()
+    print(case)
+    print(f"wheel: {work / pinned.filename}")
+    whl = work / pinned.filename
+    safelink.install([whl], flat_target=str(work / "target"), cache=str(work / "c"))
+    print("installed")
+
+
+if __name__ == "__main__":
+    _reproduce(sys.argv[1:])

@@ -14,6 +14,7 @@ import select
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import assert_clean_output, make_venv, run_cli
@@ -23,44 +24,60 @@ from .journey import Journey, lines
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def run_on_terminal(args: list[str], env: dict[str, str]) -> tuple[float | None, str, int]:
-    """Run ``python -m safelink ARGS`` with stdout and stderr on a pseudo-terminal.
+@dataclass
+class Shown:
+    """What a command showed on a terminal: stdout and stderr each on a pseudo-terminal."""
 
-    Returns (seconds until the first visible byte, everything shown, exit code).
-    """
-    main, secondary = pty.openpty()
+    first: float | None
+    """Seconds from start until the first visible character (either stream)."""
+    out: str
+    err: str
+    rc: int
+
+
+def run_on_terminal(args: list[str], env: dict[str, str]) -> Shown:
+    """Run ``python -m safelink ARGS`` with stdout and stderr on two pseudo-terminals."""
+    out_main, out_tty = pty.openpty()
+    err_main, err_tty = pty.openpty()
     start = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "safelink", *args],
-        stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary,
+        stdin=subprocess.DEVNULL, stdout=out_tty, stderr=err_tty,
         env={**os.environ, **env}, close_fds=True,
     )  # fmt: skip
-    os.close(secondary)
+    os.close(out_tty)
+    os.close(err_tty)
     first: float | None = None
-    chunks = []
-    while True:
-        ready, _, _ = select.select([main], [], [], 30)
+    got: dict[int, list[bytes]] = {out_main: [], err_main: []}
+    open_fds = [out_main, err_main]
+    while open_fds:
+        ready, _, _ = select.select(open_fds, [], [], 60)
         if not ready:
             proc.kill()
-            raise AssertionError("no output for 30 s")
-        try:
-            data = os.read(main, 65536)
-        except OSError:  # EIO: the other side is closed
-            break
-        if not data:
-            break
-        if first is None and data.strip():
-            first = time.monotonic() - start
-        chunks.append(data)
-    os.close(main)
-    return first, b"".join(chunks).decode("utf-8", "replace"), proc.wait(timeout=60)
+            raise AssertionError("no output for 60 s")
+        for fd in ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # EIO: the other side is closed
+                data = b""
+            if not data:
+                open_fds.remove(fd)
+                os.close(fd)
+                continue
+            if first is None and data.strip():
+                first = time.monotonic() - start
+            got[fd].append(data)
+    rc = proc.wait(timeout=60)
+
+    def text(fd: int) -> str:
+        return b"".join(got[fd]).decode("utf-8", "replace")
+
+    return Shown(first, text(out_main), text(err_main), rc)
 
 
 def _screen_lines(shown: str) -> list[str]:
     """The lines left on the screen: carriage returns overwrite, escapes are dropped."""
-    out = []
-    for line in _ANSI.sub("", shown).split("\n"):
-        out.append(line.split("\r")[-1].strip() if line.rstrip("\r") else "")
+    out = [line.rstrip("\r").split("\r")[-1].strip() for line in _ANSI.sub("", shown).split("\n")]
     return [ln for ln in out if ln]
 
 
