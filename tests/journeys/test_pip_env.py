@@ -66,3 +66,100 @@ def test_install_next_to_pip_then_uninstall(journey: Journey, wheels: dict[str, 
     assert "numpy" not in _pip_list(env)
     assert _pips(env) == pips  # pip's own files untouched throughout
 
+
+def test_verify_edit_repair_on_a_pip_env(journey: Journey, wheels: dict[str, Path]) -> None:
+    env = journey.env
+    journey.run("install", "--python", env, wheels["six"], wheels["black"], wheels["numpy"])
+    journey.run("verify", "--env", env)  # clean right after install, pip's files included
+    journey.run("verify")  # every environment the cache knows
+
+    six = site_packages(env) / "six.py"
+    original = six.read_bytes()
+    with six.open("ab") as f:  # an accidental edit, in place (as most editors save)
+        f.write(b"# oops\n")
+    out = journey.run("verify", "--env", env, rc=1)
+    assert str(six) in out.stdout + out.stderr
+
+    journey.run("repair", "--env", env)
+    assert six.read_bytes() == original
+    journey.run("verify", "--env", env)
+    journey.run("verify")
+
+    journey.run("uninstall", "--python", env, "six", "black", "numpy")
+    journey.run("verify", "--env", env)
+
+
+def test_verify_and_repair_refuse_a_path_that_is_no_environment(
+    journey: Journey, tmp_path: Path
+) -> None:
+    typo = tmp_path / "typo"
+    for command in ("verify", "repair"):
+        out = journey.run(command, "--env", typo, rc=1)
+        assert str(typo) in out.stderr
+        assert not typo.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    journey.run("repair", "--env", empty, rc=1)
+    assert tree(empty) == {}
+
+
+def test_cache_list_size_prune_clean(
+    journey: Journey, wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    env = journey.env
+    journey.run("install", "--python", env, wheels["six"], wheels["idna"], wheels["black"])
+    other = tmp_path / "other"
+    import shutil
+
+    shutil.copytree(env, other, symlinks=True)
+    journey.run("install", "--python", other, wheels["pyflakes"])
+
+    listed = lines(journey.run("cache", "list").stdout)
+    assert len(listed) == 4
+    for name, version in (("six", "1.17.0"), ("idna", "3.10"), ("black", "25.1.0"),
+                          ("pyflakes", "3.2.0")):  # fmt: skip
+        assert any(ln.startswith(f"{name} {version} ") for ln in listed), listed
+    [size] = lines(journey.run("cache", "size").stdout)
+    assert size.startswith("4 entries, ")
+
+    # prune: only what no environment uses
+    journey.run("uninstall", "--python", env, "black")
+    out = journey.run("cache", "prune")
+    assert "removed black-25.1.0-py3-none-any.whl" in lines(out.stdout)
+    listed = lines(journey.run("cache", "list").stdout)
+    assert sorted(ln.split()[0] for ln in listed) == ["idna", "pyflakes", "six"]
+
+    # clean NAME: that project only; installed copies keep working
+    journey.run("cache", "clean", "idna")
+    listed = lines(journey.run("cache", "list").stdout)
+    assert sorted(ln.split()[0] for ln in listed) == ["pyflakes", "six"]
+    subprocess.run([str(env / "bin" / "python"), "-c", "import idna, six"], check=True)
+
+    # clean: everything, and again (nothing left to remove is not an error)
+    journey.run("cache", "clean")
+    assert lines(journey.run("cache", "list").stdout) == []
+    assert lines(journey.run("cache", "size").stdout)[0].startswith("0 entries, ")
+    journey.run("cache", "clean")
+    journey.run("cache", "clean", "six")
+
+    # the cache fills again from scratch
+    journey.run("install", "--python", other, wheels["six"], wheels["black"])
+    assert len(lines(journey.run("cache", "list").stdout)) == 2
+    journey.run("verify")
+
+
+def test_json_outputs_carry_a_schema(
+    journey: Journey, wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    env = journey.env
+    journey.json("install", "--python", env, wheels["six"], wheels["black"])
+    journey.json("verify", "--env", env)
+    journey.json("repair", "--env", env)
+    journey.json("uninstall", "--python", env, "black")
+    for action in ("dir", "list", "size", "prune"):
+        journey.json("cache", action)
+    journey.json("cache", "clean", "six")
+    journey.json("cache", "clean")
+    # errors, too, are JSON (on stderr)
+    journey.json("install", "--python", env, tmp_path / "missing-1.0-py3-none-any.whl", rc=1)
+    journey.json("verify", "--env", tmp_path / "typo", rc=1)
