@@ -56,6 +56,7 @@ def test_install_next_to_pip_then_uninstall(journey: Journey, wheels: dict[str, 
         check=True,
     )
     assert (env / "bin" / "black").is_file()
+    journey.run("verify", "--env", env)  # numpy's 1,000 files and its .libs included
 
     out = journey.run("uninstall", "--python", env, "black", "numpy")
     assert lines(out.stdout) == ["Uninstalled black 25.1.0", "Uninstalled numpy 2.2.6"]
@@ -69,7 +70,7 @@ def test_install_next_to_pip_then_uninstall(journey: Journey, wheels: dict[str, 
 
 def test_verify_edit_repair_on_a_pip_env(journey: Journey, wheels: dict[str, Path]) -> None:
     env = journey.env
-    journey.run("install", "--python", env, wheels["six"], wheels["black"], wheels["numpy"])
+    journey.run("install", "--python", env, wheels["six"], wheels["black"])
     journey.run("verify", "--env", env)  # clean right after install, pip's files included
     journey.run("verify")  # every environment the cache knows
 
@@ -85,7 +86,7 @@ def test_verify_edit_repair_on_a_pip_env(journey: Journey, wheels: dict[str, Pat
     journey.run("verify", "--env", env)
     journey.run("verify")
 
-    journey.run("uninstall", "--python", env, "six", "black", "numpy")
+    journey.run("uninstall", "--python", env, "six", "black")
     journey.run("verify", "--env", env)
 
 
