@@ -87,8 +87,42 @@ def test_piped_output_is_the_summary_only(tmp_path: Path, wheels: dict[str, Path
     out = j.run("install", "--python", env, wheels["six"], wheels["idna"])
     assert out.stderr == ""
     [summary] = lines(out.stdout)
-    assert summary.startswith("Installed 2 wheels, "), out.stdout
+    assert summary.startswith(f"Installed 2 wheels into {env}, "), out.stdout
     out = j.run("install", "-q", "--python", env, wheels["pyflakes"])
     assert out.stdout == out.stderr == ""
     out = run_cli("uninstall", "--python", str(env), "six", "idna", "pyflakes")
     assert_clean_output(out)
+
+
+def test_progress_on_a_terminal(tmp_path: Path, wheels: dict[str, Path]) -> None:
+    # A loaded machine can be slow to start a process: the bound is checked against how
+    # long ``--version`` takes to show anything, and the best of three cold installs.
+    late = []
+    for attempt in range(3):
+        env = make_venv(tmp_path / f"venv{attempt}")
+        environ = {"SAFELINK_CACHE_DIR": str(tmp_path / f"cache{attempt}"), "TERM": "xterm"}
+        baseline = run_on_terminal(["--version"], environ).first
+        assert baseline is not None
+        shown = run_on_terminal(
+            ["install", "--python", str(env), str(wheels["numpy"]), str(wheels["six"])], environ
+        )
+        assert shown.rc == 0, shown
+        assert "Traceback" not in shown.out + shown.err
+        assert shown.first is not None
+        late.append(shown.first - baseline)
+        if late[-1] < 0.2:
+            break
+    assert min(late) < 0.2, (late, shown)
+
+    # stdout: the summary and one line per distribution (as uv shows them)
+    screen = _screen_lines(shown.out)
+    assert sorted(screen) == sorted([screen[0], "+ numpy==2.2.6", "+ six==1.17.0"]), shown.out
+    assert [ln for ln in screen if ln.startswith("Installed ")] == [screen[0]], shown.out
+    assert screen[0].startswith(f"Installed 2 wheels into {env}"), shown.out
+    # the status was updated while the cold numpy was unpacked and linked
+    statuses = {s.strip() for s in re.split(r"[\r\n]", _ANSI.sub("", shown.err)) if s.strip()}
+    assert len(statuses) >= 2, shown.err
+
+    # -q: nothing at all, on either stream
+    shown = run_on_terminal(["install", "-q", "--python", str(env), str(wheels["idna"])], environ)
+    assert shown.rc == 0 and shown.out.strip() == shown.err.strip() == "", shown
