@@ -174,3 +174,11 @@ def user(tmp_path: Path) -> Journey:
     work.mkdir()
     return Journey(env=work, cache=tmp_path / "cache", canary=tmp_path / "canary", environ={
         **NO_VENV})  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every journey uses pinned real wheels: downloaded once (``network``), then cached."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.network)
