@@ -205,19 +205,21 @@ def _outcome(
 
 
 def _without_archive_hash(listing: Listing) -> Listing:
-    """*listing* without what names the wheel file's own sha256 (``direct_url.json``).
+    """*listing* without the files that name the wheel file's own sha256.
 
-    A damaged wheel is another file: its archive hash differs by design.
+    A damaged wheel is another file: its archive hash differs by design, and
+    ``direct_url.json`` and ``safelink.json`` record it (their RECORD rows too).
     """
+    named = (".dist-info/direct_url.json", ".dist-info/safelink.json")
     out = {}
     for rel, (kind, mode, data) in listing.items():
-        if rel.endswith(".dist-info/direct_url.json"):
+        if rel.endswith(named):
             continue
         if rel.endswith(".dist-info/RECORD") and isinstance(data, bytes):
             data = b"".join(
                 line
                 for line in data.splitlines(keepends=True)
-                if b".dist-info/direct_url.json," not in line
+                if not any(f"{n},".encode() in line for n in named)
             )
         out[rel] = (kind, mode, data)
     return out
