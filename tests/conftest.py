@@ -94,6 +94,7 @@ def tree(root: Path, content: bool = True) -> dict[str, tuple[str, int, bytes | 
     ``content=False``: a file's size (as text) instead of its content.
     An environment's lock file (where directories cannot be locked: Windows) is not
     listed: like uv's ``.lock``, it stays once an install has run there.
+    ``content=False``: a file's size (as text) instead of its content.
     """
     out: dict[str, tuple[str, int, bytes | str]] = {}
     if not root.exists():

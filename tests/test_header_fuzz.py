@@ -204,24 +204,22 @@ def _outcome(
     return "installed", None
 
 
-_ARCHIVE_HASH_FILES = (".dist-info/direct_url.json", ".dist-info/safelink.json")
-
-
 def _without_archive_hash(listing: Listing) -> Listing:
-    """*listing* without what names the wheel file's own sha256 (``direct_url.json``,
-    ``safelink.json``).
+    """*listing* without the files that name the wheel file's own sha256.
 
-    A damaged wheel is another file: its archive hash differs by design.
+    A damaged wheel is another file: its archive hash differs by design, and
+    ``direct_url.json`` and ``safelink.json`` record it (their RECORD rows too).
     """
+    named = (".dist-info/direct_url.json", ".dist-info/safelink.json")
     out = {}
     for rel, (kind, mode, data) in listing.items():
-        if rel.endswith(_ARCHIVE_HASH_FILES):
+        if rel.endswith(named):
             continue
         if rel.endswith(".dist-info/RECORD") and isinstance(data, bytes):
             data = b"".join(
                 line
                 for line in data.splitlines(keepends=True)
-                if not any(b"%s," % n.encode() in line for n in _ARCHIVE_HASH_FILES)
+                if not any(f"{n},".encode() in line for n in named)
             )
         out[rel] = (kind, mode, data)
     return out

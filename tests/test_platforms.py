@@ -166,7 +166,7 @@ def test_the_suite_collects_where_posix_only_names_are_missing() -> None:
     proc = windows_like("-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     collected = {line.split("::")[0] for line in proc.stdout.splitlines() if "::" in line}
-    every = {p.relative_to(REPO).as_posix() for p in (REPO / "tests").rglob("test_*.py")}
+    every = {str(p.relative_to(REPO)) for p in (REPO / "tests").rglob("test_*.py")}
     assert {"tests/test_platforms.py", "tests/test_concurrency.py"} <= collected <= every
     assert len(every - collected) <= 2, every - collected  # loop-fs internals need fcntl
 

@@ -147,6 +147,12 @@ def test_locking_a_path_that_is_not_an_environment_creates_nothing(tmp_path: Pat
             None,
             "no space left on device while repairing /env (free some space)",
         ),
+        (
+            "sync",
+            errno.ENOSPC,
+            None,
+            "no space left on device while syncing /env (free some space)",
+        ),
     ],
 )
 def test_translation_table(command: str, code: int, filename: str | None, expected: str) -> None:

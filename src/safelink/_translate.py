@@ -29,6 +29,7 @@ _DOING = {
     "repair": "repairing",
     "verify": "verifying",
     "cache": "managing the cache at",
+    "sync": "syncing",
 }
 
 _DENIED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
