@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from conftest import error_line, make_venv, tree
@@ -40,3 +41,19 @@ def test_no_deps_is_accepted(tmp_path: Path, wheels: dict[str, Path]) -> None:
     out = user.run("install", "--no-deps", "--python", user.env, wheels["six"])
     assert lines(out.stdout)[-1].startswith("Installed 1 wheel")
 
+
+def test_a_renamed_wheel_gets_the_same_answer_cold_and_warm(
+    tmp_path: Path, wheels: dict[str, Path]
+) -> None:
+    user = _user(tmp_path)
+    fake = tmp_path / "dl" / "idna-9.9-py3-none-any.whl"
+    fake.parent.mkdir()
+    shutil.copyfile(wheels["six"], fake)
+    before = tree(user.env)
+    cold = user.run("install", "--python", user.env, fake, rc=1)
+    assert tree(user.env) == before
+    user.run("install", "--python", user.env, wheels["six"])  # now six is in the cache
+    before = tree(user.env)
+    warm = user.run("install", "--python", user.env, fake, rc=1)
+    assert tree(user.env) == before
+    assert error_line(cold) == error_line(warm)
