@@ -56,6 +56,8 @@ API = "safelink.install()"  # key prefix of the in-process rows
 COLD_SL = "safelink auto, cold cache"
 COLD_SL_STDLIB = "safelink auto, cold cache, stdlib zlib"  # zlib_ng import blocked
 COLD_UV = "uv (default mode), cold cache"
+SAT_FIRST = "safelink auto, first install (fills the satellite)"
+SAT_SAMEFS = "safelink auto, cache on the env's filesystem"
 _VENV_N = re.compile(r"<env dir>/venv-\d+")
 _UV_INSTALLED = re.compile(r"Installed (\d+) packages? in ([\d.]+)(ms|s)\b")
 
@@ -99,6 +101,8 @@ class Case:
     tool: str  # safelink | api (in-process safelink.install()) | uv | pip | floor
     mode: str  # link mode asked for ("default" for uv's own default, floors: their flags)
     path: str = "new"  # venv path: "new" (never used before) or "same" (recreated)
+    cache: str = "store"  # safelink's cache: on the store side, or "env" (same filesystem)
+    fresh_satellite: bool = False  # delete the satellite cache first: the first install
     runs: list[float | None] = field(default_factory=list)
     did: str = ""
     info: dict[str, Any] = field(default_factory=dict)
@@ -133,6 +137,10 @@ class MacroRunner:
         self.sl_cache = case.store.sub("sl-cache")
         self.uv_cache = case.store.sub("uv-cache")
         self.venv = case.env.sub("venv")  # the "same path" venv
+        # Across filesystems safelink keeps a satellite cache on the environment's side:
+        # pinned to a directory of ours there (by default it would go to the mount root)
+        self.satellite = case.env.sub("sl-satellite")
+        self.sl_cache_env = case.env.sub("sl-cache-envfs")  # the same-filesystem reference
         self._venvs = 0  # counter for "new path" venvs
         self._api_cache: Cache | None = None
         self._block_zlib_ng: Path | None = None
@@ -210,7 +218,16 @@ class MacroRunner:
         else:
             venv = self._fresh_venv(c.path)
             out = site_packages(venv)
-            env = tool_env({"UV_CACHE_DIR": str(uv_cache or self.uv_cache)})
+            if c.fresh_satellite:
+                remove(self.satellite, self.case.env.root)
+            if c.cache == "env":
+                sl_cache = self.sl_cache_env
+            env = tool_env(
+                {
+                    "UV_CACHE_DIR": str(uv_cache or self.uv_cache),
+                    "SAFELINK_SATELLITES": str(self.satellite),
+                }
+            )
             if stdlib_zlib:
                 paths = (str(self._zlib_ng_blocker()), env.get("PYTHONPATH"))
                 env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
@@ -235,11 +252,18 @@ class MacroRunner:
             cache_obj = self._api_cache
         else:
             cache_obj = Cache(cache)
+        saved = os.environ.get("SAFELINK_SATELLITES")
+        os.environ["SAFELINK_SATELLITES"] = str(self.satellite)
         t0 = time.perf_counter()
         try:
             rep = safelink.install(wheels, venv, cache=cache_obj, link_mode=c.mode)
         except safelink.SafelinkError as exc:
             return Timed(time.perf_counter() - t0, 1, "", f"safelink.install: {exc}")
+        finally:
+            if saved is None:
+                del os.environ["SAFELINK_SATELLITES"]
+            else:
+                os.environ["SAFELINK_SATELLITES"] = saved
         secs = time.perf_counter() - t0
         return Timed(secs, 0, json.dumps(rep.to_dict(), default=str), "")
 
@@ -308,6 +332,9 @@ class MacroRunner:
                 cases.append(self._skip(Case(f"uv {mode}{suffix}", "uv", mode, path)))
         for mode in SAFELINK_MODES:
             cases.append(self._skip(Case(f"{API} {mode}", "api", mode)))
+        if self.case.cross:
+            cases.append(Case(SAT_FIRST, "safelink", "auto", fresh_satellite=True))
+            cases.append(Case(SAT_SAMEFS, "safelink", "auto", cache="env"))
         for floor in FLOOR_FLAGS:
             cases.append(self._skip(Case(floor, "floor", floor)))
         return cases
@@ -376,10 +403,14 @@ class MacroRunner:
 
         # Warm the caches (and, in the full run, a whole warm-up round).
         log(f"macro {fc.name}: warming caches")
-        warmers = [c for c in cases if c.skipped is None and c.key in ("safelink auto", "uv clone")]
+        warmers = [
+            c
+            for c in cases
+            if c.skipped is None and c.key in ("safelink auto", "uv clone", SAT_SAMEFS)
+        ]
         for c in warmers:
             try:
-                self.measure(Case(c.key, c.tool, c.mode), self.corpus.wheels)
+                self.measure(Case(c.key, c.tool, c.mode, cache=c.cache), self.corpus.wheels)
             except CaseFailed as exc:
                 c.error = f"warm-up failed: {exc}"
                 log(f"  {c.key}: FAILED ({exc})")
@@ -512,6 +543,11 @@ def ratios(cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
         uvm = UV_DEFAULT if mode == "auto" else mode
         add(f"api/uv {mode}", f"{API} {mode}", f"uv {uvm}{SAME}")
         add(f"api/safelink {mode}", f"{API} {mode}", f"safelink {mode}{SAME}")
+    # across filesystems: later installs (from the satellite) against a cache on the
+    # environment's filesystem, and the first install against copy mode
+    add("satellite/same-fs auto", "safelink auto", SAT_SAMEFS)
+    add("first/copy auto", SAT_FIRST, "safelink copy")
+    add("first/uv auto", SAT_FIRST, f"uv {UV_DEFAULT}")
     # the one tiny wheel
     add("safelink/uv tiny", "safelink auto", "uv (default mode)")
     add(f"safelink/uv tiny{SAME}", f"safelink auto{SAME}", f"uv (default mode){SAME}")

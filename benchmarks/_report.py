@@ -5,7 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _macro import API, COLD_SL, COLD_SL_STDLIB, COLD_UV, FLOOR_FOR_MODE, SAME, UV_DEFAULT
+from _macro import (
+    API,
+    COLD_SL,
+    COLD_SL_STDLIB,
+    COLD_UV,
+    FLOOR_FOR_MODE,
+    SAME,
+    SAT_FIRST,
+    SAT_SAMEFS,
+    UV_DEFAULT,
+)
 
 MODES = ("auto", "clone", "hardlink", "copy")
 DASH = "\u2013"  # en dash, for empty cells and ranges
@@ -190,6 +200,39 @@ def markdown(res: dict[str, Any]) -> str:
                         f"{_ratio(rat.get(f'api/uv {mode}'))} | "
                         f"{_ratio(rat.get(f'api/safelink {mode}'))} |"
                     )
+            add("")
+
+        sat_rows = [(n, f) for n, f in macro.items() if SAT_SAMEFS in f["cases"]]
+        if sat_rows:
+            add("## Across filesystems: a satellite cache on the environment's side")
+            add("")
+            add(
+                "Cache on one filesystem, environments on another (new venv path). *later*: "
+                "`safelink auto` once the satellite cache on the environments' filesystem "
+                "holds the wheels (it links from there); *first*: the same with the satellite "
+                "deleted just before (it copies each wheel into the satellite, then links); "
+                "*same-fs cache*: a safelink cache on the environments' filesystem, for "
+                f"reference; uv: its default mode ({UV_DEFAULT}), which copies every time. "
+                "Seconds; ratios per round."
+            )
+            add("")
+            add(
+                "| case | later s | first s | same-fs cache s | safelink copy s | uv s "
+                "| later/same-fs | later/uv | first/copy | later did |"
+            )
+            add("|---|---|---|---|---|---|---|---|---|---|")
+            for name, fsres in sat_rows:
+                cases, rat = fsres["cases"], fsres.get("ratios", {})
+                later = cases.get("safelink auto")
+                add(
+                    f"| {name} | {_case_cell(later)} | {_case_cell(cases.get(SAT_FIRST))} | "
+                    f"{_case_cell(cases.get(SAT_SAMEFS))} | "
+                    f"{_case_cell(cases.get('safelink copy'))} | "
+                    f"{_case_cell(cases.get(f'uv {UV_DEFAULT}'))} | "
+                    f"{_ratio(rat.get('satellite/same-fs auto'))} | "
+                    f"{_ratio(rat.get('safelink/uv auto'))} | "
+                    f"{_ratio(rat.get('first/copy auto'))} | {_did(later)} |"
+                )
             add("")
 
         add("## One tiny wheel alone (fixed start-up cost)")
