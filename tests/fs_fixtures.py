@@ -50,6 +50,10 @@ def loopfs_required() -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "loopfs: needs real loop-mounted filesystems (root)")
+    # An install across filesystems keeps a satellite cache at the target filesystem's
+    # root (as root: the loop mounts' roots, or "/"), outside every test's directories.
+    # Off unless a test turns it on (tests/test_satellite.py does, on mounts of its own).
+    os.environ.setdefault("SAFELINK_SATELLITES", "off")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -148,8 +148,9 @@ def test_cross_device_auto_copies_and_warns(cross_device_pair: tuple[Path, Path]
     cache_side, env_side = cross_device_pair
     whl = big_wheel(cache_side)
     venv = make_venv(env_side / "venv")
-    proc = run_cli(
-        "install", "--cache-dir", str(cache_side / "cache"), "--python", str(venv), str(whl)
+    proc = run_cli(  # no satellite cache on the target's filesystem (test_satellite.py)
+        "install", "--cache-dir", str(cache_side / "cache"), "--python", str(venv), str(whl),
+        env={"SAFELINK_SATELLITES": "off"},
     )
     assert proc.returncode == 0, proc.stderr
     assert "(copy 6, written 5)" in proc.stdout
@@ -332,7 +333,7 @@ def test_two_workers_fall_back_once(cross_device_pair: tuple[Path, Path]) -> Non
     whl = many_files_wheel(cache_side)
     venv = make_venv(env_side / "many-venv")
     proc = run_cli("install", "--cache-dir", str(cache_side / "cache"), "--python", str(venv),
-                   "--threads", "2", "--json", str(whl))
+                   "--threads", "2", "--json", str(whl), env={"SAFELINK_SATELLITES": "off"})
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["files_by_mode"] == {"copy": 6003}

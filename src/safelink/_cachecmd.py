@@ -81,11 +81,17 @@ def entry_in_use(cache: Cache, entry: Entry) -> bool:
     return False
 
 
+def _satellites(cache: Cache) -> list[Cache]:
+    from ._satellite import caches
+
+    return caches(cache)
+
+
 def cache_dir(cache: Cache) -> dict[str, Any]:
-    return {"schema": SCHEMA, "dir": cache.base}
+    return {"schema": SCHEMA, "dir": cache.base, "satellites": [s.base for s in _satellites(cache)]}
 
 
-def list_entries(cache: Cache) -> dict[str, Any]:
+def list_entries(cache: Cache, *, satellites: bool = True) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for e in cache.entries():
         try:
@@ -105,10 +111,15 @@ def list_entries(cache: Cache) -> dict[str, Any]:
                 "corrupt": False,
             }
         )
-    return {"schema": SCHEMA, "entries": rows}
+    out: dict[str, Any] = {"schema": SCHEMA, "entries": rows}
+    if satellites:
+        out["satellites"] = [
+            {"dir": s.base, **list_entries(s, satellites=False)} for s in _satellites(cache)
+        ]
+    return out
 
 
-def size(cache: Cache) -> dict[str, Any]:
+def size(cache: Cache, *, satellites: bool = True) -> dict[str, Any]:
     """Entries and what they cost (their files and bytecode), and every sub-directory."""
     dirs: dict[str, dict[str, int]] = {}
     try:
@@ -133,7 +144,7 @@ def size(cache: Cache) -> dict[str, Any]:
             b, f = walk_size(path)
             entry_bytes += b
             entry_files += f
-    return {
+    out = {
         "schema": SCHEMA,
         "dir": cache.base,
         "entries": n,
@@ -143,9 +154,12 @@ def size(cache: Cache) -> dict[str, Any]:
         "total_bytes": sum(d["bytes"] for d in dirs.values()),
         "dirs": dirs,
     }
+    if satellites:
+        out["satellites"] = [size(s, satellites=False) for s in _satellites(cache)]
+    return out
 
 
-def prune(cache: Cache) -> dict[str, Any]:
+def prune(cache: Cache, *, satellites: bool = True) -> dict[str, Any]:
     """Remove entries no environment uses, and temporary names whose process is gone.
 
     An entry an install is using right now (it holds the entry's lock) is skipped.
@@ -159,10 +173,17 @@ def prune(cache: Cache) -> dict[str, Any]:
     stale = cache.stale_temp_dirs()
     for d in stale:
         rmtree(d)
-    return {"schema": SCHEMA, "removed": removed, "skipped": skipped, "temp_dirs": len(stale)}
+    out: dict[str, Any] = {
+        "schema": SCHEMA, "removed": removed, "skipped": skipped, "temp_dirs": len(stale)
+    }
+    if satellites:
+        out["satellites"] = [
+            {"dir": s.base, **prune(s, satellites=False)} for s in _satellites(cache)
+        ]
+    return out
 
 
-def clean(cache: Cache, names: list[str]) -> dict[str, Any]:
+def clean(cache: Cache, names: list[str], *, satellites: bool = True) -> dict[str, Any]:
     """Remove the entries of *names* (all entries, and everything remembered, if none).
 
     An entry an install is using right now (it holds the entry's lock) is skipped.
@@ -187,7 +208,12 @@ def clean(cache: Cache, names: list[str]) -> dict[str, Any]:
             for sha in _listdir(_layout.subdir(cache.root, sub)):
                 if sha not in kept:
                     rmtree(_layout.subdir(_layout.subdir(cache.root, sub), sha))
-    return {"schema": SCHEMA, "dir": cache.base, "removed": removed, "skipped": skipped}
+    out: dict[str, Any] = {
+        "schema": SCHEMA, "dir": cache.base, "removed": removed, "skipped": skipped
+    }
+    if satellites:
+        out["satellites"] = [clean(s, names, satellites=False) for s in _satellites(cache)]
+    return out
 
 
 def _listdir(path: str) -> list[str]:

@@ -162,6 +162,11 @@ def install(
     entries: list[tuple[str | None, Entry, bool]] = []
     entries += _admit_all(cache, paths, max_unpacked, progress) if paths else []
     entries += [(None, e, False) for e in given]
+    if link_mode == "auto":  # across filesystems: link from a satellite cache on the target's
+        from ._satellite import route
+
+        cache, entries, notes = route(cache, tgt.purelib, tgt.root, entries)
+        report.warnings.extend(notes)
     report.timings["admit"] = time.perf_counter() - t0
 
     seen: dict[str, str] = {}

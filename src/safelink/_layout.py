@@ -20,7 +20,8 @@ place that can tell whose a temporary name is. Under the cache root
                                   removed with their entry)
     selections/<key>.json         remembered lock-file selections per lock and target
     tmp/                          work in progress (admissions, evictions, compiles,
-                                  probe trial files)
+                                  probe trial files, satellite fills)
+    satellites                    satellite caches on other filesystems (``_satellite``)
 
 Temporary names
 ---------------
@@ -81,8 +82,10 @@ RELINK = "relink"
 """A fresh inode for a cached file at its link-count limit, next to it."""
 DOWNLOAD = "download"
 """A wheel being downloaded for a lock file, in ``tmp/``, until its hash matched."""
+FILL = "fill"
+"""A satellite cache's entry being copied from the main cache: a directory in ``tmp/``."""
 
-KINDS = frozenset({ADMIT, EVICT, PYC_BUILD, PROBE, HEAL, RELINK, DOWNLOAD})
+KINDS = frozenset({ADMIT, EVICT, PYC_BUILD, PROBE, HEAL, RELINK, DOWNLOAD, FILL})
 
 _MARK = ".safelink-"
 
@@ -161,6 +164,11 @@ def selection_file(root: str, key: str) -> str:
 
 def tmp_dir(root: str) -> str:
     return os.path.join(root, TMP)
+
+
+def satellites_file(root: str) -> str:
+    """The list of a main cache's satellite caches (one directory a line)."""
+    return os.path.join(root, "satellites")
 
 
 # -- temporary names -------------------------------------------------------------------

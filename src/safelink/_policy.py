@@ -188,7 +188,8 @@ def decide(
             d.warnings.append(
                 f"the cache ({cache_base}) and the target ({target_dir}) are on different "
                 "filesystems, so every file is copied; put the cache on the target's filesystem "
-                "(SAFELINK_CACHE_DIR=<dir there>) to link instead"
+                "(SAFELINK_CACHE_DIR=<dir there>) or a satellite cache there "
+                "(SAFELINK_SATELLITES=<dir there>) to link instead"
             )
         return d
     chain = ladder(link_mode, hardlink_allowed=allowed)

@@ -207,13 +207,16 @@ def verify(
     not an environment raises :class:`~safelink.errors.TargetError` before
     anything is checked.
     """
+    from ._satellite import caches
+
+    every = [cache, *caches(cache)]  # the cache and its satellites on other filesystems
     if envs is not None:
         envs = [os.path.abspath(e) for e in envs]
         for env in envs:
             site_dirs_of(env)
     elif not cache_only:
-        envs = known_envs(cache)
-    report = VerifyReport(cache=verify_cache(cache))
+        envs = sorted({e for c in every for e in known_envs(c)})
+    report = VerifyReport(cache=[f for c in every for f in verify_cache(c)])
     for env in envs or []:
         # Under the environment's lock: files an install is still placing are not damage.
         with translated("verify", env), env_lock(env):

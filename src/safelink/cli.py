@@ -590,52 +590,65 @@ def _cache_command(args: argparse.Namespace, cache: object) -> int:
         )
     if action == "dir":
         data = _cachecmd.cache_dir(cache)
-        print(json.dumps(data) if args.json else data["dir"])
+        if args.json:
+            print(json.dumps(data))
+        else:
+            print(data["dir"])
+            for sat in data["satellites"]:
+                print(f"satellite: {sat}")
         return 0
     if action == "list":
         data = _cachecmd.list_entries(cache)
         if args.json:
             print(json.dumps(data))
             return 0
-        for r in data["entries"]:
-            if r["corrupt"]:
-                print(f"? (corrupt entry)  {r['sha256'][:12]}")
-            else:
-                print(
-                    f"{r['name']} {r['version']}  {r['files']} files  {r['sha256'][:12]}  "
-                    f"{r['filename']}"
-                )
+        for part in [data, *data["satellites"]]:
+            if part is not data:
+                print(f"satellite {part['dir']}:")
+            for r in part["entries"]:
+                if r["corrupt"]:
+                    print(f"? (corrupt entry)  {r['sha256'][:12]}")
+                else:
+                    print(
+                        f"{r['name']} {r['version']}  {r['files']} files  {r['sha256'][:12]}  "
+                        f"{r['filename']}"
+                    )
         return 0
     if action == "size":
         data = _cachecmd.size(cache)
         if args.json:
             print(json.dumps(data))
         else:
-            mib, all_mib = data["bytes"] / 1024**2, data["total_bytes"] / 1024**2
-            print(
-                f"{data['entries']} entries, {data['files']:,} files, {mib:,.1f} MiB in "
-                f"{cache.base} ({all_mib:,.1f} MiB with everything the cache remembers)"
-            )
+            for part in [data, *data["satellites"]]:
+                mib, all_mib = part["bytes"] / 1024**2, part["total_bytes"] / 1024**2
+                print(
+                    f"{part['entries']} entries, {part['files']:,} files, {mib:,.1f} MiB in "
+                    f"{part['dir']} ({all_mib:,.1f} MiB with everything the cache remembers)"
+                    + (" (satellite)" if part is not data else "")
+                )
         return 0
     if action == "prune":
         data = _cachecmd.prune(cache)
         if args.json:
             print(json.dumps(data))
         elif not args.quiet:
-            for filename in data["removed"]:
-                print(f"removed {filename}")
-            print(
-                f"pruned {len(data['removed'])} unused entries and "
-                f"{data['temp_dirs']} stale temp dirs"
-            )
-            _skipped(data["skipped"])
+            for part in [data, *data["satellites"]]:
+                for filename in part["removed"]:
+                    print(f"removed {filename}")
+                print(
+                    f"pruned {len(part['removed'])} unused entries and "
+                    f"{part['temp_dirs']} stale temp dirs"
+                    + (f" in the satellite {part['dir']}" if part is not data else "")
+                )
+                _skipped(part["skipped"])
         return 0
     data = _cachecmd.clean(cache, list(args.names))
     if args.json:
         print(json.dumps(data))
     elif not args.quiet:
-        print(f"removed {len(data['removed'])} entries from {cache.base}")
-        _skipped(data["skipped"])
+        for part in [data, *data["satellites"]]:
+            print(f"removed {len(part['removed'])} entries from {part['dir']}")
+            _skipped(part["skipped"])
     return 0
 
 
