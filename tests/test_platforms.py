@@ -46,6 +46,7 @@ def test_copy_mode_where_sendfile_cannot_write_to_files(
     whl = make_wheel(tmp_path, "mac", "1.0", files)
     safelink.Cache(cache_dir).admit(whl)  # admission copies nothing: unaffected
 
+    venv = make_venv(tmp_path / "venv")  # first: making a venv copies with shutil (sendfile)
     calls: list[str] = []
     monkeypatch.setattr(os, "sendfile", failing(errno.ENOTSOCK, calls, "sendfile"), raising=False)
     monkeypatch.setattr(copy_mod, "_HAS_SENDFILE", True)
@@ -57,7 +58,6 @@ def test_copy_mode_where_sendfile_cannot_write_to_files(
         monkeypatch.setattr(os, "copy_file_range", fail, raising=False)
         monkeypatch.setattr(copy_mod, "_HAS_CFR", True)
 
-    venv = make_venv(tmp_path / "venv")
     report = safelink.install([whl], venv, link_mode="copy", threads=1)
     copied = report.files_by_mode["copy"]
     assert set(report.files_by_mode) == {"copy"} and copied >= len(files)

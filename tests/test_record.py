@@ -53,7 +53,10 @@ def test_render_quotes_like_csv() -> None:
     csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_MINIMAL).writerows(rows)
     # csv reads back what we render, on every Python version.
     assert [tuple(r) for r in csv.reader(io.StringIO(render_record(rows), newline=""))] == rows
-    assert parse_record(buf.getvalue().replace("c\rd", '"c\rd"')) == [RecordRow(*r) for r in rows]
+    written = buf.getvalue()
+    if '"c\rd"' not in written:  # csv quotes a bare CR itself only from Python 3.13 on
+        written = written.replace("c\rd", '"c\rd"')
+    assert parse_record(written) == [RecordRow(*r) for r in rows]
 
 
 @pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
