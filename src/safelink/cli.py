@@ -57,6 +57,28 @@ def _target_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _link_options(p: argparse.ArgumentParser) -> None:
+    """How files are placed: shared by ``install`` and ``sync``."""
+    p.add_argument(
+        "--link-mode",
+        default=os.environ.get("SAFELINK_LINK_MODE", "auto"),
+        metavar="MODE",
+        help="auto (default), clone, hardlink, copy, symlink, or a plugin's name",
+    )
+    p.add_argument(
+        "--allow-fallback",
+        action="store_true",
+        help="let an explicit --link-mode fall back per file when it cannot work",
+    )
+    p.add_argument(
+        "--guard",
+        choices=("off", "check", "strict"),
+        default="check",
+        help="protection against edits through hardlinks (default: check)",
+    )
+    p.add_argument("--compile", action="store_true", help="byte-compile .py files, like pip")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache-dir",
@@ -96,24 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     _target_options(p)
     _common(p)
     _lock_install_options(p)
-    p.add_argument(
-        "--link-mode",
-        default=os.environ.get("SAFELINK_LINK_MODE", "auto"),
-        metavar="MODE",
-        help="auto (default), clone, hardlink, copy, symlink, or a plugin's name",
-    )
-    p.add_argument(
-        "--allow-fallback",
-        action="store_true",
-        help="let an explicit --link-mode fall back per file when it cannot work",
-    )
-    p.add_argument(
-        "--guard",
-        choices=("off", "check", "strict"),
-        default="check",
-        help="protection against edits through hardlinks (default: check)",
-    )
-    p.add_argument("--compile", action="store_true", help="byte-compile .py files, like pip")
+    _link_options(p)
     p.add_argument(
         "--force",
         action="store_true",
@@ -714,24 +719,7 @@ def _add_sync_parser(sub: Any) -> None:
     _target_options(p)
     _common(p)
     _lock_options(p)
-    p.add_argument(
-        "--link-mode",
-        default=os.environ.get("SAFELINK_LINK_MODE", "auto"),
-        metavar="MODE",
-        help="auto (default), clone, hardlink, copy, symlink, or a plugin's name",
-    )
-    p.add_argument(
-        "--allow-fallback",
-        action="store_true",
-        help="let an explicit --link-mode fall back per file when it cannot work",
-    )
-    p.add_argument(
-        "--guard",
-        choices=("off", "check", "strict"),
-        default="check",
-        help="protection against edits through hardlinks (default: check)",
-    )
-    p.add_argument("--compile", action="store_true", help="byte-compile .py files, like pip")
+    _link_options(p)
     p.add_argument("--threads", type=int, default=None, help="link threads (default: auto)")
     p.add_argument(
         "--max-unpacked-size",
