@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,67 @@ def test_owner_check_never_signals_on_windows(monkeypatch: pytest.MonkeyPatch) -
     assert _layout.pid_alive(4242)
     assert not _layout.temp_is_stale(_layout.temp_name(_layout.ADMIT, pid=4242))
     assert calls == []
+
+
+_KILLED_WRITER = """
+import os, sys
+import safelink
+from safelink import _guard
+from safelink.strategies import probe
+
+os.replace = lambda *a, **k: os.kill(os.getpid(), 9)  # killed just before its rename
+cache = safelink.Cache(sys.argv[1])
+writer, arg = sys.argv[2:]
+if writer == "index":
+    cache.wheel_sha256(arg)
+elif writer == "probe":
+    probe.probe(cache.root, arg, refresh=True)
+else:
+    (entry,) = cache.entries()
+    _guard.heal(entry, "demo/__init__.py", arg)
+"""
+
+
+def test_prune_removes_the_temps_of_killed_writers_and_spares_live_ones(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """A process killed while it replaces a file of the cache (an index record, a
+    remembered probe, a healed cached file) leaves its temporary name next to that file:
+    ``cache prune`` removes it, and leaves alone one that a live process is writing."""
+    whl = make_wheel(tmp_path, "demo", "1.0", {"demo/__init__.py": b"X = 1\n"})
+    venv = make_venv(tmp_path / "venv")
+    run_cli("install", "--python", str(venv), str(whl), check=True)
+    before = tree(cache_dir, content=False)
+    other_path = tmp_path / "copy" / whl.name  # not indexed yet: its hash gets recorded
+    other_path.parent.mkdir()
+    other_path.write_bytes(whl.read_bytes())
+    for writer, arg in (("index", other_path), ("probe", tmp_path), ("heal", whl)):
+        proc = subprocess.run(
+            [sys.executable, "-c", _KILLED_WRITER, str(cache_dir), writer, str(arg)],
+            capture_output=True,
+        )
+        assert proc.returncode == -9, proc.stderr
+    left = set(tree(cache_dir, content=False)) - set(before)
+    kinds = {(_layout.parse_temp(os.path.basename(p)) or ("not _layout's",))[0] for p in left}
+    assert kinds == {_layout.WRITE, _layout.HEAL}, left
+    assert len(left) == 3 and {p.split("/")[1] for p in left} == {"index", "probes", "entries"}
+    # one being written right now, by a live process: not stale
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        index = cache_dir / "v1" / "index"
+        live = index / (next(iter(os.listdir(index))) + _layout.temp_name(_layout.WRITE,
+                                                                           pid=sleeper.pid))
+        live.write_bytes(b"")
+        mine = Path(_layout.temp_beside(str(cache_dir / "v1" / "probes" / "x.json"),
+                                        _layout.WRITE))
+        mine.write_bytes(b"")  # this test's own process is alive too
+        proc = run_cli("cache", "prune", "--json", check=True)
+        assert json.loads(proc.stdout)["temp_dirs"] == 3
+        after = tree(cache_dir, content=False)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    rel = {str(p.relative_to(cache_dir)) for p in (live, mine)}
+    assert set(after) - rel == set(before)
+    assert {k: v for k, v in after.items() if k not in rel} == before
+    assert (site_packages(venv) / "demo" / "__init__.py").read_bytes() == b"X = 1\n"

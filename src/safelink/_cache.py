@@ -393,22 +393,35 @@ class Cache:
             pass
         return True
 
-    def stale_temp_dirs(self) -> list[str]:
-        """Temporary names in ``tmp/`` whose process is gone (safe to delete).
+    def stale_temps(self) -> list[str]:
+        """Temporary names in the cache whose process is gone (safe to delete).
 
-        Only safelink writes ``tmp/``: a name ``_layout`` did not make is stale too.
+        Only safelink writes ``tmp/``: a name there that ``_layout`` did not make is
+        stale too. Everywhere else (a write, heal or relink temp next to the file it
+        replaces) only a name ``_layout`` made whose owner is gone is; a live one, and
+        any other name, is left alone.
         """
         tmp = _layout.tmp_dir(self.root)
         try:
             names = os.listdir(tmp)
         except FileNotFoundError:
-            return []
-        return [
+            names = []
+        out = [
             os.path.join(tmp, name)
             for name in names
             if _layout.parse_temp(name) is None or _layout.temp_is_stale(name)
         ]
-
+        for sub in _layout.SUBDIRS:
+            if sub == _layout.TMP:
+                continue
+            for dirpath, dirnames, filenames in os.walk(_layout.subdir(self.root, sub)):
+                out += [
+                    os.path.join(dirpath, n)
+                    for n in dirnames + filenames
+                    if _layout.temp_is_stale(n)
+                ]
+                dirnames[:] = [n for n in dirnames if _layout.parse_temp(n) is None]
+        return out
 
 
 # -- checks of what the cache holds ------------------------------------------------------

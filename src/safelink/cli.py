@@ -642,7 +642,7 @@ def _cache_command(args: argparse.Namespace, cache: object) -> int:
                     print(f"removed {filename}")
                 print(
                     f"pruned {len(part['removed'])} unused entries and "
-                    f"{part['temp_dirs']} stale temp dirs"
+                    f"{part['temp_dirs']} stale temp files"
                     + (f" in the satellite {part['dir']}" if part is not data else "")
                 )
                 _skipped(part["skipped"])
