@@ -91,13 +91,10 @@ def test_size_and_clean_cover_every_sub_directory(tmp_path: Path, cache_dir: Pat
     data = json.loads(proc.stdout)
     assert data["schema"] == 1
     assert sorted(data["removed"]) == ["demo-1.0-py3-none-any.whl", "other-1.0-py3-none-any.whl"]
-    left = {
-        str(p.relative_to(cache_dir / "v1"))
-        for p in (cache_dir / "v1").rglob("*")
-        if not p.is_dir()
+    # what an empty cache holds: its sub-directories, empty (no lock files either)
+    assert {p: kind for p, (kind, _mode, _size) in tree(cache_dir, content=False).items()} == {
+        "v1": "dir", **{f"v1/{sub}": "dir" for sub in present - set(_layout.REMEMBERED)}
     }
-    assert {p for p in left if not p.startswith("locks/")} == set(), left
-    assert all(os.path.getsize(cache_dir / "v1" / p) == 0 for p in left)  # empty lock files
     assert tree(venv) == env_before  # environments keep their files
     size = json.loads(run_cli("cache", "size", "--json", check=True).stdout)
     assert size["entries"] == 0 and size["files"] == 0
@@ -232,3 +229,22 @@ def test_prune_removes_the_temps_of_killed_writers_and_spares_live_ones(
     assert set(after) - rel == set(before)
     assert {k: v for k, v in after.items() if k not in rel} == before
     assert (site_packages(venv) / "demo" / "__init__.py").read_bytes() == b"X = 1\n"
+
+
+def test_a_refused_wheel_leaves_the_cache_as_it_was(tmp_path: Path, cache_dir: Path) -> None:
+    """Neither a wheel refused while it is admitted nor one refused against the entry it
+    matches leaves anything in the cache (an index record, a lock file)."""
+    whl = make_wheel(tmp_path, "demo", "1.0", {"demo/__init__.py": b"X = 1\n"})
+    venv = make_venv(tmp_path / "venv")
+    run_cli("install", "--python", str(venv), str(whl), check=True)
+    (tmp_path / "evil").mkdir()
+    evil = make_wheel(tmp_path / "evil", "evil", "1.0", {"evil/../../x.py": b"boom\n"})
+    renamed = tmp_path / "renamed" / "demo-2.0-py3-none-any.whl"  # the same bytes as *whl*
+    renamed.parent.mkdir()
+    renamed.write_bytes(whl.read_bytes())
+    before, env_before = tree(cache_dir), tree(venv)
+    for bad in (evil, renamed):
+        proc = run_cli("install", "--python", str(venv), str(bad))
+        assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+        assert tree(cache_dir) == before, bad.name
+    assert tree(venv) == env_before

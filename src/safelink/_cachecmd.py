@@ -173,6 +173,7 @@ def prune(cache: Cache, *, satellites: bool = True) -> dict[str, Any]:
     stale = cache.stale_temps()
     for path in stale:
         _remove(path)
+    cache.discard_locks()
     out: dict[str, Any] = {
         "schema": SCHEMA, "removed": removed, "skipped": skipped, "temp_dirs": len(stale)
     }
@@ -208,6 +209,7 @@ def clean(cache: Cache, names: list[str], *, satellites: bool = True) -> dict[st
             for sha in _listdir(_layout.subdir(cache.root, sub)):
                 if sha not in kept:
                     rmtree(_layout.subdir(_layout.subdir(cache.root, sub), sha))
+    cache.discard_locks()
     out: dict[str, Any] = {
         "schema": SCHEMA, "dir": cache.base, "removed": removed, "skipped": skipped
     }

@@ -126,6 +126,17 @@ def pyc_lock(root: str, sha256: str, tag: str) -> str:
     return os.path.join(root, LOCKS, f"pyc-{sha256}-{tag}.lock")
 
 
+def locked_entry(name: str) -> str | None:
+    """The entry (sha256) whose lock file in ``locks/`` is called *name*, or None for a
+    name this module does not give a lock file."""
+    if not name.endswith(".lock"):
+        return None
+    stem = name[: -len(".lock")]
+    if stem.startswith("pyc-"):
+        stem = stem[len("pyc-") :].partition("-")[0]
+    return stem if len(stem) == 64 and not stem.strip("0123456789abcdef") else None
+
+
 def envs_file(root: str, sha256: str) -> str:
     return os.path.join(root, ENVS, sha256)
 
