@@ -182,7 +182,7 @@ elif writer == "probe":
     probe.probe(cache.root, arg, refresh=True)
 else:
     (entry,) = cache.entries()
-    _guard.heal(entry, "demo/__init__.py", arg)
+    _guard.heal(entry.plan, entry.files, "demo/__init__.py", arg)
 """
 
 

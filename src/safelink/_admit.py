@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from zipfile import ZipFile, ZipInfo
 
-    from ._cache import Cache, Entry
+    from ._cache import Cache
+    from ._plan import Plan
     from ._wheel import Member, WheelInfo
 
 _CHUNK = 1 << 20
@@ -59,10 +60,9 @@ def admit_locked(
     max_unpacked: int | None,
     f: BinaryIO,
     st: os.stat_result,
-) -> Entry:
-    """Unpack the open wheel *f* (hash *sha*) into a new entry; the entry lock is held."""
-    from ._cache import Entry
-
+) -> tuple[str, Plan]:
+    """Unpack the open wheel *f* (hash *sha*) into a new entry; the entry lock is held.
+    Returns the entry's directory and its plan."""
     try:
         tmp = _layout.temp_path(cache.ensure_dir(_layout.TMP), _layout.ADMIT)
         os.mkdir(tmp, 0o755)  # the entry it becomes: only this user may write it
@@ -129,9 +129,7 @@ def admit_locked(
     except BaseException:
         rmtree(tmp)
         raise
-    entry = Entry(dest, sha)
-    entry.__dict__["plan"] = plan  # known already (and safe from an eviction right now)
-    return entry
+    return dest, plan
 
 
 def _extract(zf: ZipFile, info: WheelInfo, dest: str, wheel: str) -> set[str]:

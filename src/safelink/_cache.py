@@ -283,11 +283,14 @@ class Cache:
         from ._admit import admit_locked
 
         try:
-            return admit_locked(self, wheel, filename, sha, max_unpacked, f, st), True
+            path, plan = admit_locked(self, wheel, filename, sha, max_unpacked, f, st)
         except BaseException:
             if self.get(sha) is None:  # refused (or failed): no lock file for no entry
                 discard(lock, held=True)
             raise
+        entry = Entry(path, sha)
+        entry.__dict__["plan"] = plan  # known already (and safe from an eviction right now)
+        return entry, True
 
     def _checked(self, entry: Entry, wheel: str, filename: str) -> Entry | None:
         """An existing entry, after the checks a fresh admission would make of this file:
@@ -324,7 +327,7 @@ class Cache:
     # -- guard support -----------------------------------------------------
     def restore_file(self, entry: Entry, member: str, wheel: str | None = None) -> None:
         """Replace one cached file with a pristine copy from the wheel (new inode)."""
-        heal(entry, member, wheel)
+        heal(entry.plan, entry.files, member, wheel)
 
     # -- environment registry ---------------------------------------------
     def register_env(self, sha256: str, env_root: str) -> None:

@@ -340,7 +340,7 @@ def _open_pristine(
         os.close(fd)
         if attempt or executable is None:
             break
-        heal(entry, member, wheel)
+        heal(entry.plan, entry.files, member, wheel)
     raise CacheCorrupt(
         f"cached file {member} of {entry.plan.filename} was modified",
         f"run 'safelink cache clean {entry.plan.name}' and install again",
