@@ -101,7 +101,7 @@ def admit_locked(
         now = os.fstat(f.fileno())
         if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
             raise SafelinkError(
-                f"{wheel} changed while it was being unpacked; nothing was kept",
+                f"{shown(wheel)} changed while it was being unpacked; nothing was kept",
                 "install it again once whatever writes it has finished",
             )
         from ._plan import make_plan
@@ -337,13 +337,19 @@ def _extract_some(
             if head == b"#!python" and m.name.startswith(scripts_prefix):
                 shebang.add(m.name)
             if size != m.size:
-                raise InvalidWheel(f"{wheel}: {m.name} is {size} bytes, RECORD says {m.size}")
+                raise InvalidWheel(
+                    f"{shown(wheel)}: {shown(m.name)} is {size} bytes, RECORD says {m.size}"
+                )
             if encode_digest(h.digest()) != m.hash_hex:
-                raise InvalidWheel(f"{wheel}: {m.name} does not match its RECORD hash")
+                raise InvalidWheel(
+                    f"{shown(wheel)}: {shown(m.name)} does not match its RECORD hash"
+                )
             seal(fd, os.path.join(dest, m.name), sealed_mode(m.executable))
         except (*corrupt, ValueError, NotImplementedError) as exc:
             # ValueError: a local name flagged UTF-8 that is not (zipfile.open's path)
-            raise InvalidWheel(f"{wheel}: corrupt archive at {m.name}: {exc}") from None
+            raise InvalidWheel(
+                f"{shown(wheel)}: corrupt archive at {shown(m.name)}: {shown(str(exc))}"
+            ) from None
         finally:
             os.close(fd)
         crash_point("admit-mid")

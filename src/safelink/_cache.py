@@ -579,14 +579,17 @@ def _check_filename(wheel: str, filename: str, plan: Plan) -> None:
     try:
         name, version, _build, _tags = parse_wheel_filename(filename)
     except (InvalidWheelFilename, InvalidVersion, ValueError) as exc:
-        raise InvalidWheel(f"{filename}: not a valid wheel filename: {exc}") from None
+        raise InvalidWheel(
+            f"{shown(filename)}: not a valid wheel filename: {shown(str(exc))}"
+        ) from None
     try:
         same = name == plan.name and version == Version(plan.version)
     except InvalidVersion:
         same = False
     if not same:
         raise InvalidWheel(
-            f"{filename}: .dist-info directory {plan.dist_info!r} does not match the filename"
+            f"{shown(filename)}: .dist-info directory {plan.dist_info!r} does not match the "
+            "filename"
         )
 
 

@@ -131,10 +131,12 @@ def heal(plan: Plan, files: str, member: str, wheel: str | None = None) -> None:
 
         zf = zipfile.ZipFile(source)
     except (OSError, zipfile.BadZipFile) as exc:
+        from ._names import shown
+
         raise CacheCorrupt(
-            f"cached file {member} of {plan.filename} was modified and the wheel "
-            f"to restore it from is unavailable ({exc})",
-            f"run 'safelink cache clean {plan.name}' and install again",
+            f"cached file {shown(member)} of {shown(plan.filename)} was modified and the "
+            f"wheel to restore it from is unavailable ({shown(str(exc))})",
+            f"run 'safelink cache clean {shown(plan.name)}' and install again",
         ) from None
     with zf:
         dst = os.path.join(files, member)
@@ -147,9 +149,12 @@ def heal(plan: Plan, files: str, member: str, wheel: str | None = None) -> None:
                     h.update(chunk)
                     write_all(fd, chunk)
             if encode_digest(h.digest()) != want:
+                from ._names import shown
+
                 raise CacheCorrupt(
-                    f"{source}: {member} does not match its RECORD hash; cannot heal the cache",
-                    f"run 'safelink cache clean {plan.name}'",
+                    f"{shown(source)}: {shown(member)} does not match its RECORD hash; "
+                    "cannot heal the cache",
+                    f"run 'safelink cache clean {shown(plan.name)}'",
                 )
             seal(fd, tmp, sealed_mode(row[4]))
         except BaseException:

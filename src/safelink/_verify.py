@@ -9,8 +9,8 @@ with pristine private copies (new inodes: the cache is not touched through them)
 An environment's distributions are the ``*.dist-info`` directories straight in
 its site directories, exactly what ``importlib.metadata`` finds: a
 ``.dist-info`` vendored inside a package (setuptools ships several) is data,
-not an installed distribution. This module returns findings and actions; the
-command line prints them.
+not an installed distribution. This module returns findings (raw paths: data) and
+actions (messages, their names escaped); the command line prints them, escaped.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ._cache import Cache, Entry
 from ._environment import Target, flat_target, site_dirs_of, venv_target
 from ._guard import fingerprint_problem
 from ._lock import env_lock
-from ._names import installed_path
+from ._names import installed_path, shown
 from ._plan import LinkRow
 from ._record import InstalledRow, file_digest, read_installed
 from ._translate import translated
@@ -255,14 +255,14 @@ def repair_cache(cache: Cache, findings: list[Finding], dry_run: bool) -> list[s
             continue
         for f in items:
             if dry_run:
-                done.append(f"would restore {f.path}")
+                done.append(f"would restore {shown(f.path)}")
                 continue
             try:
                 cache.restore_file(entry, f.member)
-                done.append(f"restored {f.path}")
+                done.append(f"restored {shown(f.path)}")
             except (CacheCorrupt, OSError):
                 cache.remove_entry(entry)
-                done.append(f"evicted {entry.plan.filename} (its wheel is gone)")
+                done.append(f"evicted {shown(entry.plan.filename)} (its wheel is gone)")
                 break
     return done
 
@@ -323,10 +323,10 @@ def repair_env(cache: Cache, env: str, findings: list[Finding], dry_run: bool) -
         entry, rows = found[f.dist]
         member = rows.get(os.path.normpath(f.path))
         if entry is None or member is None:
-            done.append(f"cannot restore {f.path}: not installed from a cache entry")
+            done.append(f"cannot restore {shown(f.path)}: not installed from a cache entry")
             continue
         if dry_run:
-            done.append(f"would restore {f.path}")
+            done.append(f"would restore {shown(f.path)}")
             continue
         src = os.path.join(entry.files, member[0])
         if _check(src, member[3], member[2]) is not None:
@@ -345,5 +345,5 @@ def repair_env(cache: Cache, env: str, findings: list[Finding], dry_run: bool) -
         finally:
             os.close(sfd)
         os.replace(tmp, f.path)
-        done.append(f"restored {f.path}")
+        done.append(f"restored {shown(f.path)}")
     return done

@@ -335,8 +335,10 @@ def _uninstall(args: argparse.Namespace) -> int:
             }
         )
     else:
+        from ._names import shown
+
         for r in removed:
-            _out(args, f"Uninstalled {r.name} {r.version}")
+            _out(args, f"Uninstalled {shown(r.name)} {shown(r.version)}")
     return 0
 
 
@@ -349,14 +351,16 @@ def _verify(args: argparse.Namespace, cache: object) -> int:
     if args.json:
         _json(report.to_dict())
         return 0 if report.clean else 1
+    from ._names import shown
+
     for f in report.cache:
-        shared = f"; shared by {', '.join(f.shared_with)}" if f.shared_with else ""
-        print(f"cache: poisoned {f.path} ({f.dist}: {f.reason}){shared}")
+        shared = f"; shared by {', '.join(map(shown, f.shared_with))}" if f.shared_with else ""
+        print(f"cache: poisoned {shown(f.path)} ({shown(f.dist)}: {shown(f.reason)}){shared}")
     for env, fs in report.envs.items():
         if not fs:
-            _out(args, f"{env}: clean")
+            _out(args, f"{shown(env)}: clean")
         for f in fs:
-            print(f"{env}: modified {f.path} ({f.dist}: {f.reason})")
+            print(f"{shown(env)}: modified {shown(f.path)} ({shown(f.dist)}: {shown(f.reason)})")
     if not report.cache and not report.envs:
         _out(args, "cache: clean")
     return 0 if report.clean else 1
