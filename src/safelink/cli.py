@@ -539,14 +539,14 @@ def _progress_display() -> Any:
 
 
 def _changes(report: Any) -> list[str]:
-    """One line per distribution, like uv: `` + name==version`` or `` ~ name old -> new``."""
-    out = []
-    for w in sorted(report.wheels, key=lambda w: w.name):
-        if w.replaced is None:
-            out.append(f" + {w.name}=={w.version}")
-        else:
-            out.append(f" ~ {w.name} {w.replaced} -> {w.version}")
-    return out
+    """One line per distribution, like uv: `` + name==version`` or `` ~ name old -> new``
+    (the same lines as ``sync``'s: :func:`safelink._report.change_line`)."""
+    from ._report import change_line
+
+    return [
+        change_line(w.name, w.replaced, w.version)
+        for w in sorted(report.wheels, key=lambda w: w.name)
+    ]
 
 
 def _probe(args: argparse.Namespace, cache: object) -> int:
