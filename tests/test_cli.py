@@ -331,13 +331,15 @@ def test_uninstall_of_something_not_installed_warns_like_pip(
             "six",
             "safelink: error: 'six' is not a wheel file; safelink does not resolve requirements "
             "(get wheels with 'pip download -d wheels six' or 'pip wheel', "
-            "then 'safelink install wheels/*.whl')",
+            "then 'safelink install wheels/*.whl'; or, from a lock file, "
+            "'safelink install -r pylock.toml' or 'safelink sync pylock.toml')",
         ),
         (
             "requests>=2",
             "safelink: error: 'requests>=2' is not a wheel file; safelink does not resolve "
             "requirements (get wheels with 'pip download -d wheels 'requests>=2'' or 'pip wheel', "
-            "then 'safelink install wheels/*.whl')",
+            "then 'safelink install wheels/*.whl'; or, from a lock file, "
+            "'safelink install -r pylock.toml' or 'safelink sync pylock.toml')",
         ),
         (
             "https://example.org/six-1.17.0-py2.py3-none-any.whl",

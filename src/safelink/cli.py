@@ -473,7 +473,8 @@ def _check_wheel_args(wheels: list[str]) -> list[str]:
             raise SafelinkError(
                 f"{arg!r} is not a wheel file; safelink does not resolve requirements",
                 f"get wheels with 'pip download -d wheels {_shell_word(arg)}' or 'pip wheel', "
-                "then 'safelink install wheels/*.whl'",
+                "then 'safelink install wheels/*.whl'; or, from a lock file, "
+                "'safelink install -r pylock.toml' or 'safelink sync pylock.toml'",
             )
     return unique
 
