@@ -17,7 +17,9 @@ import os
 import sys
 from typing import ClassVar
 
-from . import DirPair
+TYPE_CHECKING = False  # DirPair is only an annotation here (no import cycle)
+if TYPE_CHECKING:
+    from . import DirPair
 
 FICLONE = 0x40049409
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)

@@ -16,7 +16,9 @@ import sys
 from collections.abc import Callable
 from typing import ClassVar
 
-from . import DirPair
+TYPE_CHECKING = False  # DirPair is only an annotation here (no import cycle)
+if TYPE_CHECKING:
+    from . import DirPair
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 _READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 from typing import ClassVar
 
-from . import DirPair
+TYPE_CHECKING = False  # DirPair is only an annotation here (no import cycle)
+if TYPE_CHECKING:
+    from . import DirPair
 
 
 class HardlinkStrategy:
