@@ -38,17 +38,16 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import TYPE_CHECKING
 
 from . import _layout
+from ._cache import Cache, Entry, trust_problem
 from ._fsops import rmtree, write_all
 from ._guard import FINGERPRINT_MTIME_NS, heal, seal, sealed_mode
 from ._hooks import crash_point
 from ._lock import file_lock
+from ._log import warn
+from ._names import shown
 from .errors import CacheCorrupt
-
-if TYPE_CHECKING:
-    from ._cache import Cache, Entry
 
 ENV = "SAFELINK_SATELLITES"
 DIRNAME = ".safelink-cache"
@@ -85,45 +84,79 @@ def _is_env(path: str) -> bool:
     return os.path.exists(os.path.join(path, "pyvenv.cfg"))
 
 
-def _ours(path: str) -> bool:
-    """A real directory owned by this user that nobody else can write."""
+def problem(base: str) -> str | None:
+    """Why *base* cannot serve as a satellite cache, or None: one line, what and where.
+
+    A satellite is a cache, so the main cache's rule applies whole
+    (:func:`~safelink._cache.trust_problem`: the directory, its ``v1`` root and every
+    sub-directory owned by this user or root and writable by nobody else; every
+    directory above it owned by this user or root and not writable by others unless
+    sticky), for a missing *base* too (where it would be made). And its top directory,
+    if there, is a real directory (``lstat``) of this user's own.
+    """
     try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    if not stat.S_ISDIR(st.st_mode):
-        return False
-    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
-        return False
-    return not st.st_mode & 0o022
+        st = os.lstat(base)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        return f"{base} is unreadable ({exc.strerror})"
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            return f"{base} is a symlink"
+        if not stat.S_ISDIR(st.st_mode):
+            return f"{base} is not a directory"
+        if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+            return f"{base} is owned by uid {st.st_uid}, not by you"
+    found = trust_problem(base, _layout.version_root(base))
+    if found is None:
+        return None
+    path, why, _fix = found
+    return f"{path} {why}"
 
 
-def _safe_parent(path: str) -> bool:
-    """May this user create a directory here that nobody else can swap out?"""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    if not os.access(path, os.W_OK | os.X_OK):
-        return False
-    others_write = st.st_mode & 0o022
-    if others_write and not st.st_mode & stat.S_ISVTX:
-        return False
-    return not hasattr(os, "geteuid") or st.st_uid in (os.geteuid(), 0)
+_FIX = "fix its permissions, or pin a directory of your own with " + ENV
 
 
-def _usable(base: str, *, create: bool) -> bool:
-    if _ours(base):
-        return True
-    if os.path.lexists(base) or not create:
-        return False
-    try:
-        os.mkdir(base, 0o700)
-    except FileExistsError:
-        return _ours(base)
-    except OSError:
-        return False
-    return _ours(base)
+def _usable(base: str, *, create: bool) -> str | None:
+    """None if *base* can serve as a satellite (made now, mode 0700, when it is missing
+    and *create*: the same rule before it is made as after); else why not."""
+    if not os.path.lexists(base):
+        if not create:
+            return f"{base} does not exist"
+        why = problem(base)  # the directories it would be made in
+        if why is not None:
+            return why
+        try:
+            os.mkdir(base, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            return f"cannot create {base} ({exc.strerror})"
+    return problem(base)
+
+
+def _may_create_in(parent: str) -> bool:
+    return os.access(parent, os.W_OK | os.X_OK)
+
+
+def _make_parents(path: str) -> None:
+    """Make the missing directories above *path*, each 0755 whatever the umask allows
+    more (checked first: nothing is made under a directory the rule refuses)."""
+    missing: list[str] = []
+    parent = os.path.dirname(path)
+    while not os.path.lexists(parent):
+        missing.append(parent)
+        up = os.path.dirname(parent)
+        if up == parent:
+            break
+        parent = up
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o755)
+        except FileExistsError:
+            pass
+        except OSError:
+            return
 
 
 def _candidates(target_dir: str, env_root: str) -> list[str]:
@@ -146,25 +179,25 @@ def _candidates(target_dir: str, env_root: str) -> list[str]:
     return chain[::-1]
 
 
+def _within(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == r or path.startswith(r + os.sep) for r in roots)
+
+
 def locate(main: Cache, target_dir: str, env_root: str) -> tuple[str | None, str]:
-    """The satellite directory for *target_dir*'s filesystem, or (None, why not)."""
+    """The satellite directory for *target_dir*'s filesystem, or (None, why not: a
+    warning when a pinned directory is refused, else empty)."""
     main_base = os.path.realpath(main.base)
     env_real = os.path.realpath(env_root)
 
     def acceptable(base: str) -> bool:
         real = os.path.realpath(base)
-        inside = (real + os.sep).startswith
-        return not (
-            inside(env_real + os.sep)
-            or inside(main_base + os.sep)
-            or (main_base + os.sep).startswith(real + os.sep)
-        )
+        return not (_within(real, (env_real, main_base)) or _within(main_base, (real,)))
 
     try:
         dev = _dev(target_dir)
     except OSError as exc:
         return None, f"cannot look at {target_dir}: {exc.strerror}"
-    pinned = [p for p in os.environ.get(ENV, "").split(os.pathsep) if p.strip()]
+    pinned = [p.strip() for p in os.environ.get(ENV, "").split(os.pathsep) if p.strip()]
     for p in pinned:
         p = os.path.abspath(os.path.expanduser(p))
         try:
@@ -174,22 +207,22 @@ def locate(main: Cache, target_dir: str, env_root: str) -> tuple[str | None, str
             continue
         if not acceptable(p):
             return None, f"{ENV} names {p}, which is inside the environment or the cache"
-        try:
-            os.makedirs(os.path.dirname(p), exist_ok=True)
-        except OSError:
-            pass
-        if _usable(p, create=True):
+        why = problem(p)
+        if why is None:
+            _make_parents(p)
+            why = _usable(p, create=True)
+        if why is None:
             return p, ""
-        return None, f"{ENV} names {p}, which is not a directory of yours that only you can write"
+        return None, f"not using the satellite cache {p} ({ENV}): {why} ({_FIX})"
     for parent in _candidates(target_dir, env_root):
         if _is_env(parent):
             break  # never inside an environment (the target may sit in one)
         base = os.path.join(parent, DIRNAME)
         if not acceptable(base):
             continue
-        if _usable(base, create=_safe_parent(parent)):
+        if _usable(base, create=_may_create_in(parent)) is None:
             return base, ""
-    return None, "no directory there that only you can write"
+    return None, ""
 
 
 def remember(main: Cache, satellite_base: str) -> None:
@@ -216,7 +249,7 @@ def remember(main: Cache, satellite_base: str) -> None:
 
 
 def known(main: Cache) -> list[str]:
-    """Satellite directories the main cache knows of that still exist and are ours."""
+    """Satellite directories the main cache lists, each once."""
     try:
         with open(
             _layout.satellites_file(main.root), encoding="utf-8", errors="surrogateescape"
@@ -224,11 +257,20 @@ def known(main: Cache) -> list[str]:
             lines = [ln.rstrip("\n") for ln in f if ln.strip()]
     except OSError:
         return []
-    out: list[str] = []
-    for base in lines:
-        if base not in out and _ours(base):
-            out.append(base)
-    return out
+    return list(dict.fromkeys(lines))
+
+
+class _Refused(Exception):
+    """The satellite (not the main cache) cannot be used: why, one line."""
+
+
+def _present(satellite: Cache, sha: str) -> Entry | None:
+    """The satellite's entry for *sha* after the checks any cache's entry gets before it
+    is used (:meth:`Cache.checked`), or None (absent, or evicted meanwhile)."""
+    try:
+        return satellite.checked(sha)
+    except CacheCorrupt as exc:
+        raise _Refused(f"{exc.message} ({exc.hint})") from None
 
 
 def fill(main_entry: Entry, satellite: Cache, wheel: str | None) -> tuple[Entry, bool]:
@@ -238,12 +280,12 @@ def fill(main_entry: Entry, satellite: Cache, wheel: str | None) -> tuple[Entry,
     per-entry lock, in a temporary directory renamed into place when whole.
     """
     sha = main_entry.sha256
-    found = satellite.get(sha)
+    found = _present(satellite, sha)
     if found is not None:
         return found, False
     satellite.ensure_dir(_layout.LOCKS)
     with file_lock(_layout.entry_lock(satellite.root, sha)):
-        found = satellite.get(sha)
+        found = _present(satellite, sha)
         if found is not None:
             return found, False
         tmp = _layout.temp_path(satellite.ensure_dir(_layout.TMP), _layout.FILL)
@@ -341,8 +383,6 @@ def _open_pristine(
         if attempt or executable is None:
             break
         heal(entry.plan, entry.files, member, wheel)
-    from ._names import shown
-
     raise CacheCorrupt(
         f"cached file {shown(member)} of {shown(entry.plan.filename)} was modified",
         f"run 'safelink cache clean {shown(entry.plan.name)}' and install again",
@@ -350,10 +390,19 @@ def _open_pristine(
 
 
 def caches(main: Cache) -> list[Cache]:
-    """The main cache's satellites, as caches (for the cache commands and verify)."""
-    from ._cache import Cache
-
-    return [Cache(base) for base in known(main)]
+    """The main cache's satellites that pass the cache trust rule, as caches (for the
+    cache commands, ``verify`` and ``repair``). One that is there but fails it is
+    skipped with one warning: the other caches are still served."""
+    out = []
+    for base in known(main):
+        if not os.path.lexists(base):
+            continue  # removed by its owner: nothing to cover
+        why = problem(base)
+        if why is not None:
+            warn(f"skipping the satellite cache {base}: {why} ({_FIX})")
+            continue
+        out.append(Cache(base))
+    return out
 
 
 def route(
@@ -361,14 +410,13 @@ def route(
 ) -> tuple[Cache, list[tuple[str | None, Entry, bool]], list[str]]:
     """Where ``auto`` links from: the main cache, or the satellite on *target_dir*'s
     filesystem, filled first with what it lacks. Returns the cache, the entries in
-    it and the warnings to show (one, the first time a satellite is filled)."""
+    it and the warnings to show: one the first time a satellite is filled, one when
+    the satellite cannot be used (then the link policy says that every file is copied)."""
     if not enabled() or same_filesystem(main.root, target_dir):
         return main, entries, []
-    base, _why = locate(main, target_dir, env_root)
+    base, why = locate(main, target_dir, env_root)
     if base is None:
-        return main, entries, []  # the link policy warns that every file is copied
-    from ._cache import Cache
-
+        return main, entries, [why] if why else []
     satellite = Cache(base)
     out: list[tuple[str | None, Entry, bool]] = []
     filled = 0
@@ -377,6 +425,8 @@ def route(
             sat_entry, did = fill(entry, satellite, path)
             filled += did
             out.append((path, sat_entry, admitted))
+    except _Refused as exc:
+        return main, entries, [f"not using the satellite cache {base}: {exc}"]
     except OSError as exc:
         why = exc.strerror or str(exc)
         return main, entries, [

@@ -198,6 +198,14 @@ def known_envs(cache: Cache) -> list[str]:
     return out
 
 
+def _every_cache(cache: Cache) -> list[Cache]:
+    """The caches ``verify`` checks and ``repair`` heals: the cache and its satellites
+    on other filesystems (one that fails the cache trust rule is skipped, with a warning)."""
+    from ._satellite import caches
+
+    return [cache, *caches(cache)]
+
+
 def verify(
     cache: Cache, envs: list[str] | None = None, *, cache_only: bool = False
 ) -> VerifyReport:
@@ -207,9 +215,7 @@ def verify(
     not an environment raises :class:`~safelink.errors.TargetError` before
     anything is checked.
     """
-    from ._satellite import caches
-
-    every = [cache, *caches(cache)]  # the cache and its satellites on other filesystems
+    every = _every_cache(cache)
     if envs is not None:
         envs = [os.path.abspath(e) for e in envs]
         for env in envs:

@@ -1,0 +1,189 @@
+"""A satellite cache is a cache in every respect: the same trust rule before it is made
+and whenever it is used, the same checks of its entries, covered by every cache command,
+``verify`` and ``repair``, recorded before it is filled, and what happened said in one
+line. Real loop-mounted filesystems: the cache on one, the environments and satellites on
+others (pinned with ``SAFELINK_SATELLITES`` where the place does not matter)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import make_venv, run_cli, site_packages, tree
+from fs_fixtures import FsTmpFactory
+from test_satellite import demo_wheel, install, sat_entries, warnings_of
+
+COPY_WARNING = (
+    "the cache ({cache}) and the target ({target}) are on different filesystems, so every "
+    "file is copied; put the cache on the target's filesystem (SAFELINK_CACHE_DIR=<dir there>) "
+    "or a satellite cache there (SAFELINK_SATELLITES=<dir there>) to link instead"
+)
+FIX = "fix its permissions, or pin a directory of your own with SAFELINK_SATELLITES"
+PRISTINE_M007 = b"X = 7\n" * 20
+
+
+def filled_note(cache: Path, target: Path, sat: Path, n: int = 1) -> str:
+    return (
+        f"the cache ({cache}) is on another filesystem than {target}: copied {n} wheel(s) "
+        f"once into the satellite cache {sat}; later installs onto this filesystem link from it"
+    )
+
+
+def setup(fs_tmp: FsTmpFactory) -> tuple[Path, Path, Path, Path]:
+    """(wheel, cache on XFS, a directory on ext4 for environments, pinned satellite there)."""
+    cache_side = fs_tmp("xfs")
+    env_side = fs_tmp("ext4")
+    return demo_wheel(cache_side), cache_side / "cache", env_side, env_side / "sat"
+
+
+def entry_dir(cache: Path, sha: str) -> Path:
+    return cache / "v1" / "entries" / sha
+
+
+def poison_same_size(path: Path) -> None:
+    """Rewrite a sealed file in place with other bytes of the same size, fingerprint back."""
+    data = path.read_bytes()
+    os.chmod(path, 0o644)
+    path.write_bytes(b"Y" + data[1:])
+    os.chmod(path, 0o444)
+    os.utime(path, ns=(946_684_800 * 10**9, 946_684_800 * 10**9))
+
+
+def one_warning_each(proc: subprocess.CompletedProcess[str], line: str) -> None:
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [f"safelink: warning: {line}"], proc.stderr
+
+
+# -- F2: the trust check runs on a satellite; entries are checked before they are used -------
+
+
+@pytest.mark.parametrize("loose", ["v1", "entry"])
+def test_a_satellite_others_can_write_is_not_believed(fs_tmp: FsTmpFactory, loose: str) -> None:
+    whl, cache, env_side, sat = setup(fs_tmp)
+    env = {"SAFELINK_SATELLITES": str(sat)}
+    v1 = make_venv(env_side / "v1")
+    first = install(cache, v1, whl, env=env)
+    assert first.returncode == 0, first.stderr
+    (sha,) = sat_entries(sat)
+    planted = entry_dir(sat, sha) / "files" / "satdemo"
+    if loose == "v1":
+        # v1 and v1/entries writable by all: anyone may swap an entry for a poisoned copy
+        # (same size, the fixed mtime, mode 0444: the fingerprint holds).
+        os.chmod(sat / "v1", 0o777)
+        os.chmod(sat / "v1" / "entries", 0o777)
+        fake = sat / "v1" / "entries" / "planted"
+        shutil.copytree(entry_dir(sat, sha), fake, copy_function=shutil.copy2)
+        poison_same_size(fake / "files" / "satdemo" / "m007.py")
+        os.rename(entry_dir(sat, sha), sat / "v1" / "entries" / "old")
+        os.rename(fake, entry_dir(sat, sha))
+        why = f"{sat / 'v1'} is writable by other users (mode 0777)"
+        line = f"not using the satellite cache {sat} (SAFELINK_SATELLITES): {why} ({FIX})"
+    else:
+        os.chmod(planted, 0o777)  # a directory of one entry that anyone may write
+        poison_same_size(planted / "m007.py")
+        line = (
+            f"not using the satellite cache {sat}: cache entry {entry_dir(sat, sha)} cannot be "
+            f"trusted: {planted} is writable by other users (mode 0777) (remove it with "
+            "'safelink cache clean' and install again)"
+        )
+    sat_before = tree(sat)
+    v2 = make_venv(env_side / "v2")
+    proc = install(cache, v2, whl, env=env)
+    assert proc.returncode == 0, proc.stderr
+    target = site_packages(v2)
+    assert (target / "satdemo" / "m007.py").read_bytes() == PRISTINE_M007  # not the planted one
+    assert warnings_of(proc) == [line, COPY_WARNING.format(cache=cache, target=target)]
+    assert json.loads(proc.stdout)["files_by_mode"] == {"copy": 44}
+    assert tree(sat) == sat_before  # nothing read from it, nothing written to it
+    if loose == "v1":
+        # F1: every cache command still serves the main cache, with one warning
+        skip = f"skipping the satellite cache {sat}: {why} ({FIX})"
+        for cmd in (["cache", "list"], ["cache", "size"], ["cache", "dir"], ["verify", "--cache"],
+                    ["cache", "prune"]):  # fmt: skip
+            out = run_cli(*cmd, "--cache-dir", str(cache), env=env)
+            one_warning_each(out, skip)
+        assert tree(sat) == sat_before
+        out = run_cli("cache", "clean", "--cache-dir", str(cache), env=env)
+        one_warning_each(out, skip)
+        assert out.stdout.splitlines() == [f"removed 1 entries from {cache}"]
+        assert tree(sat) == sat_before
+
+
+def test_entry_dirs_of_another_user_are_refused(tmp_path: Path) -> None:
+    """Entry.tampered_dirs does what it says: someone else's directory is not trusted
+    (the main cache's own entries too)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a directory to another user")
+    import safelink
+
+    whl = demo_wheel(tmp_path)
+    cache = tmp_path / "cache"
+    entry = safelink.Cache(cache).admit(whl)
+    pkg = Path(entry.files) / "satdemo"
+    os.chown(pkg, 1001, 1001)
+    proc = run_cli("install", "--cache-dir", str(cache), "--target", str(tmp_path / "t"), str(whl))
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"safelink: error: cache entry {entry.path} cannot be trusted: {pkg} is owned by uid "
+        "1001, not by you or root (remove it with 'safelink cache clean' and install again)"
+    ]
+    assert not (tmp_path / "t").exists()
+
+
+# -- F1: a satellite is made only where the cache trust rule allows ------------------------
+
+
+@pytest.mark.parametrize("parent", ["world-writable", "someone else's"])
+def test_no_satellite_is_made_where_the_cache_could_not_be(
+    fs_tmp: FsTmpFactory, parent: str
+) -> None:
+    whl, cache, env_side, _sat = setup(fs_tmp)
+    shared = env_side / "shared"
+    shared.mkdir()
+    if parent == "world-writable":
+        shared.chmod(0o777)
+        why = f"{shared} is writable by other users (mode 0777), so the cache in it can be replaced"
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("needs root to give a directory to another user")
+        os.chown(shared, 1001, 1001)
+        why = f"{shared} is owned by uid 1001, not by you or root"
+    sat = shared / "deeper" / "sat"
+    env = {"SAFELINK_SATELLITES": str(sat)}
+    venv = make_venv(env_side / "venv")
+    proc = install(cache, venv, whl, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert warnings_of(proc) == [
+        f"not using the satellite cache {sat} (SAFELINK_SATELLITES): {why} ({FIX})",
+        COPY_WARNING.format(cache=cache, target=site_packages(venv)),
+    ]
+    assert os.listdir(shared) == []  # nothing made there
+    listed = run_cli("cache", "list", "--cache-dir", str(cache), env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stderr == ""
+    assert listed.stdout.startswith("satdemo 1.0  44 files")
+
+
+# -- F3: repair heals every cache verify checks ---------------------------------------------
+
+
+# -- F5: recorded before it is filled ------------------------------------------------------
+
+
+# -- F6: text mode says what happened ------------------------------------------------------
+
+
+# -- F7, F12: a fill copies what the plan names, and the plan as admission writes it --------
+
+
+# -- F8, F9: the satellite serves the filesystem files are really linked into --------------
+
+
+# -- the guard cannot heal a satellite file: the message names the cache -------------------
+
+
