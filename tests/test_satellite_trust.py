@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import make_venv, run_cli, site_packages, tree
+from conftest import leftover_temp_files, make_venv, run_cli, site_packages, tree
 from fs_fixtures import FsTmpFactory
 from test_satellite import demo_wheel, install, sat_entries, warnings_of
 
@@ -104,7 +105,7 @@ def test_a_satellite_others_can_write_is_not_believed(fs_tmp: FsTmpFactory, loos
         # F1: every cache command still serves the main cache, with one warning
         skip = f"skipping the satellite cache {sat}: {why} ({FIX})"
         for cmd in (["cache", "list"], ["cache", "size"], ["cache", "dir"], ["verify", "--cache"],
-                    ["cache", "prune"]):  # fmt: skip
+                    ["repair"], ["cache", "prune"]):  # fmt: skip
             out = run_cli(*cmd, "--cache-dir", str(cache), env=env)
             one_warning_each(out, skip)
         assert tree(sat) == sat_before
@@ -170,6 +171,42 @@ def test_no_satellite_is_made_where_the_cache_could_not_be(
 
 
 # -- F3: repair heals every cache verify checks ---------------------------------------------
+
+
+@pytest.mark.parametrize("edit", ["mode", "content"])
+def test_repair_heals_a_satellite(fs_tmp: FsTmpFactory, edit: str) -> None:
+    whl, cache, env_side, sat = setup(fs_tmp)
+    env = {"SAFELINK_SATELLITES": str(sat)}
+    venv = make_venv(env_side / "venv")
+    assert install(cache, venv, whl, env=env).returncode == 0
+    (sha,) = sat_entries(sat)
+    cached = entry_dir(sat, sha) / "files" / "satdemo" / "m007.py"
+    edited = site_packages(venv) / "satdemo" / "m007.py"
+    assert edited.stat().st_ino == cached.stat().st_ino  # hardlinked from the satellite
+    if edit == "mode":
+        edited.chmod(0o644)
+        reason = "mode 0644, expected 0444"
+    else:
+        edited.chmod(0o644)
+        with open(edited, "ab") as f:
+            f.write(b"POISON = 1\n")
+        edited.chmod(0o444)
+        reason = f"size {len(PRISTINE_M007) + 11}, expected {len(PRISTINE_M007)}"
+    verified = run_cli("verify", "--cache", "--cache-dir", str(cache), "--json", env=env)
+    assert verified.returncode == 1
+    [found] = json.loads(verified.stdout)["cache"]
+    assert (found["path"], found["reason"], found["shared_with"]) == (
+        str(cached), reason, [str(venv)]
+    )
+    repaired = run_cli("repair", "--cache-dir", str(cache), env=env)
+    assert repaired.returncode == 0, repaired.stderr
+    assert repaired.stdout.splitlines() == [f"restored {cached}"]
+    assert cached.read_bytes() == PRISTINE_M007
+    assert stat.S_IMODE(cached.stat().st_mode) == 0o444
+    assert cached.stat().st_ino != edited.stat().st_ino  # a new inode: the edit stays there
+    again = run_cli("verify", "--cache", "--cache-dir", str(cache), env=env)
+    assert again.returncode == 0, again.stdout
+    assert leftover_temp_files(venv, sat) == []
 
 
 # -- F5: recorded before it is filled ------------------------------------------------------

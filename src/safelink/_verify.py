@@ -246,7 +246,7 @@ def repair(
     roots = [os.path.abspath(e) for e in envs]
     for root in roots:
         site_dirs_of(root)
-    actions = repair_cache(cache, verify_cache(cache), dry_run)
+    actions = [a for c in _every_cache(cache) for a in repair_cache(c, verify_cache(c), dry_run)]
     for root in roots:
         with translated("repair", root), env_lock(root, lock_timeout):
             tgt = _env_target(root) or prefix_target(root)  # recovery needs only its root
