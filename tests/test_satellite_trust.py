@@ -17,7 +17,7 @@ import pytest
 
 from conftest import leftover_temp_files, make_venv, run_cli, site_packages, tree
 from fs_fixtures import FsTmpFactory
-from test_satellite import demo_wheel, install, sat_entries, warnings_of
+from test_satellite import demo_wheel, install, sat_entries, sat_tmp, warnings_of
 
 COPY_WARNING = (
     "the cache ({cache}) and the target ({target}) are on different filesystems, so every "
@@ -210,6 +210,43 @@ def test_repair_heals_a_satellite(fs_tmp: FsTmpFactory, edit: str) -> None:
 
 
 # -- F5: recorded before it is filled ------------------------------------------------------
+
+
+def test_kill_9_during_the_first_fill_leaves_a_known_satellite(fs_tmp: FsTmpFactory) -> None:
+    whl, cache, env_side, sat = setup(fs_tmp)
+    env = {"SAFELINK_SATELLITES": str(sat)}
+    venv = make_venv(env_side / "venv")
+    proc = install(cache, venv, whl, env={**env, "SAFELINK_TEST_CRASH": "satellite-mid:5"})
+    assert proc.returncode == -9
+    (left,) = sat_tmp(sat)
+    assert left.startswith(".safelink-fill-")
+    listed = run_cli("cache", "dir", "--cache-dir", str(cache), env=env)
+    assert listed.stdout.splitlines() == [str(cache), f"satellite: {sat}"]
+    pruned = run_cli("cache", "prune", "--cache-dir", str(cache), env=env)
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.stdout.splitlines()[-1] == (
+        f"pruned 0 unused entries and 1 stale temp files in the satellite {sat}"
+    )
+    assert sat_tmp(sat) == [] and sat_entries(sat) == []
+
+
+def test_a_satellite_the_cache_cannot_record_is_not_made(fs_tmp: FsTmpFactory) -> None:
+    whl, cache, env_side, sat = setup(fs_tmp)
+    first = make_venv(env_side / "first")
+    assert install(cache, first, whl, env={"SAFELINK_SATELLITES": "off"}).returncode == 0
+    venv = make_venv(env_side / "venv")
+    subprocess.run(["chattr", "+i", str(cache / "v1")], check=True)  # even root cannot add
+    try:
+        proc = install(cache, venv, whl, env={"SAFELINK_SATELLITES": str(sat)})
+    finally:
+        subprocess.run(["chattr", "-i", str(cache / "v1")], check=True)
+    assert proc.returncode == 0, proc.stderr
+    assert warnings_of(proc) == [
+        f"not using the satellite cache {sat}: cannot record it in {cache} "
+        "(Operation not permitted)",
+        COPY_WARNING.format(cache=cache, target=site_packages(venv)),
+    ]
+    assert sat_entries(sat) == []
 
 
 # -- F6: text mode says what happened ------------------------------------------------------

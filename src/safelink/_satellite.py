@@ -225,27 +225,30 @@ def locate(main: Cache, target_dir: str, env_root: str) -> tuple[str | None, str
     return None, ""
 
 
-def remember(main: Cache, satellite_base: str) -> None:
-    """Add a satellite to the main cache's list (advisory: a read-only cache skips it)."""
+def remember(main: Cache, satellite_base: str) -> str | None:
+    """Add a satellite to the main cache's list, before anything is put in it (a
+    satellite the list does not name is one the cache commands and ``verify`` miss).
+    None once it is listed, else why it cannot be (a read-only main cache)."""
     path = _layout.satellites_file(main.root)
     line = satellite_base + "\n"
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
             if line in f.readlines():
-                return
+                return None
     except FileNotFoundError:
         pass
-    except OSError:
-        return
+    except OSError as exc:
+        return f"{path} is unreadable ({exc.strerror})"
     try:
         os.makedirs(main.root, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, line.encode("utf-8", "surrogateescape"))
+            write_all(fd, line.encode("utf-8", "surrogateescape"))
         finally:
             os.close(fd)
-    except OSError:
-        pass
+    except OSError as exc:
+        return f"cannot record it in {main.base} ({exc.strerror})"
+    return None
 
 
 def known(main: Cache) -> list[str]:
@@ -417,6 +420,9 @@ def route(
     base, why = locate(main, target_dir, env_root)
     if base is None:
         return main, entries, [why] if why else []
+    not_listed = remember(main, base)  # first: a crash mid-fill leaves a known satellite
+    if not_listed is not None:
+        return main, entries, [f"not using the satellite cache {base}: {not_listed}"]
     satellite = Cache(base)
     out: list[tuple[str | None, Entry, bool]] = []
     filled = 0
@@ -432,7 +438,6 @@ def route(
         return main, entries, [
             f"could not fill the satellite cache {base} ({why}); copying from {main.base}"
         ]
-    remember(main, base)
     notes = []
     if filled:
         notes.append(
