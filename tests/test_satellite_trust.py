@@ -252,6 +252,19 @@ def test_a_satellite_the_cache_cannot_record_is_not_made(fs_tmp: FsTmpFactory) -
 # -- F6: text mode says what happened ------------------------------------------------------
 
 
+def test_the_first_fill_is_said_in_text_mode(fs_tmp: FsTmpFactory) -> None:
+    whl, cache, env_side, sat = setup(fs_tmp)
+    env = {"SAFELINK_SATELLITES": str(sat)}
+    venv = make_venv(env_side / "venv")
+    args = ["install", "--cache-dir", str(cache), "--python", str(venv), str(whl)]
+    proc = run_cli(*args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    note = filled_note(cache, site_packages(venv), sat)
+    assert proc.stderr.splitlines() == [f"safelink: warning: {note}"]
+    again = run_cli(*args, env=env)  # reinstall: links, says nothing
+    assert again.returncode == 0 and again.stderr == ""
+
+
 # -- F7, F12: a fill copies what the plan names, and the plan as admission writes it --------
 
 
