@@ -268,6 +268,23 @@ def test_the_first_fill_is_said_in_text_mode(fs_tmp: FsTmpFactory) -> None:
 # -- F7, F12: a fill copies what the plan names, and the plan as admission writes it --------
 
 
+def test_a_fill_copies_the_plan_and_only_the_plan(fs_tmp: FsTmpFactory) -> None:
+    whl, cache, env_side, sat = setup(fs_tmp)
+    import safelink
+
+    entry = safelink.Cache(cache).admit(whl)
+    main_before = tree(Path(entry.path))
+    # a heal's temp file, left by a kill -9 of a process long gone
+    stray = Path(entry.files) / "satdemo" / "m001.py.safelink-heal-999999999-0123456789abcdef"
+    stray.write_bytes(b"half a file")
+    venv = make_venv(env_side / "venv")
+    proc = install(cache, venv, whl, env={"SAFELINK_SATELLITES": str(sat)})
+    assert proc.returncode == 0, proc.stderr
+    assert warnings_of(proc) == [filled_note(cache, site_packages(venv), sat)]
+    (sha,) = sat_entries(sat)
+    assert tree(entry_dir(sat, sha)) == main_before  # plan.bin and plan.json included
+
+
 # -- F8, F9: the satellite serves the filesystem files are really linked into --------------
 
 

@@ -47,6 +47,7 @@ from ._hooks import crash_point
 from ._lock import file_lock
 from ._log import warn
 from ._names import shown
+from ._plan import save as save_plan
 from .errors import CacheCorrupt
 
 ENV = "SAFELINK_SATELLITES"
@@ -318,49 +319,56 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
 def _copy_entry(entry: Entry, tmp: str, wheel: str | None) -> None:
+    """Copy the files of *entry*'s plan, each checked (or healed) first, then the plan.
+
+    Only what the plan names: anything else in the entry (a heal's temporary file left
+    by a ``kill -9``) is nobody's business here."""
     from .strategies.copy import copy_fd
 
     plan = entry.plan
-    rows = {r[0]: (r[2], r[4]) for rows in plan.links.values() for r in rows}
+    tampered = entry.tampered_dirs()  # one lstat per directory: never through a symlink
+    if tampered:
+        path, why = tampered[0]
+        raise CacheCorrupt(
+            f"cache entry {entry.path} cannot be trusted: {path} {why}",
+            "remove it with 'safelink cache clean' and install again",
+        )
+    rows: dict[str, tuple[int, bool | None]] = {
+        r[0]: (r[2], r[4]) for rows in plan.links.values() for r in rows
+    }
     for src, _dst, _digest in plan.shebang_scripts:
         rows.setdefault(src, (-1, True))
     src_root = entry.files
     dst_root = _layout.entry_files(tmp)
     os.mkdir(dst_root, 0o755)
-    for dirpath, dirnames, filenames in os.walk(src_root):
-        rel_dir = os.path.relpath(dirpath, src_root)
-        out_dir = dst_root if rel_dir == "." else os.path.join(dst_root, rel_dir)
-        for d in dirnames:
-            if os.path.islink(os.path.join(dirpath, d)):
-                raise CacheCorrupt(
-                    f"cache entry {entry.path} holds a symbolic link ({d})",
-                    "remove it with 'safelink cache clean'",
-                )
-            os.mkdir(os.path.join(out_dir, d), 0o755)
-        for name in filenames:
-            member = name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
-            src = os.path.join(dirpath, name)
-            size, executable = rows.get(member, (-1, None))  # type: ignore[assignment]
-            sfd = _open_pristine(entry, member, src, size, executable, wheel)
+    made = {""}
+    for member, (size, executable) in rows.items():
+        parent = member.rpartition("/")[0]
+        if parent not in made:
+            prefix = ""
+            for part in parent.split("/"):
+                prefix = f"{prefix}/{part}" if prefix else part
+                if prefix not in made:
+                    try:
+                        os.mkdir(os.path.join(dst_root, prefix), 0o755)
+                    except FileExistsError:
+                        pass
+                    made.add(prefix)
+        src = os.path.join(src_root, member)
+        sfd = _open_pristine(entry, member, src, size, executable, wheel)
+        try:
+            mode = os.fstat(sfd).st_mode
+            dst = os.path.join(dst_root, member)
+            dfd = os.open(dst, _CREATE, 0o600)
             try:
-                mode = os.fstat(sfd).st_mode
-                dst = os.path.join(out_dir, name)
-                dfd = os.open(dst, _CREATE, 0o600)
-                try:
-                    copy_fd(sfd, dfd)
-                    seal(dfd, dst, sealed_mode(bool(mode & 0o111)))
-                finally:
-                    os.close(dfd)
+                copy_fd(sfd, dfd)
+                seal(dfd, dst, sealed_mode(bool(mode & 0o111)))
             finally:
-                os.close(sfd)
-            crash_point("satellite-mid")
-    with open(_layout.entry_plan(entry.path), "rb") as f:
-        data = f.read()
-    fd = os.open(_layout.entry_plan(tmp), _CREATE, 0o644)
-    try:
-        write_all(fd, data)  # a short write (a full disk) raises: never a cut plan
-    finally:
-        os.close(fd)
+                os.close(dfd)
+        finally:
+            os.close(sfd)
+        crash_point("satellite-mid")
+    save_plan(plan, tmp)  # plan.bin and plan.json, as admission writes them; json last
 
 
 def _fingerprint_ok(st: os.stat_result, size: int, executable: bool | None) -> bool:
