@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import leftover_temp_files, make_venv, run_cli, site_packages, tree
-from fs_fixtures import FsTmpFactory
+from fs_fixtures import FsTmpFactory, SmallFsFactory
 from test_satellite import demo_wheel, install, sat_entries, sat_tmp, warnings_of
 
 COPY_WARNING = (
@@ -286,6 +286,51 @@ def test_a_fill_copies_the_plan_and_only_the_plan(fs_tmp: FsTmpFactory) -> None:
 
 
 # -- F8, F9: the satellite serves the filesystem files are really linked into --------------
+
+
+def test_site_packages_on_another_filesystem(
+    fs_tmp: FsTmpFactory, small_fs: SmallFsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SAFELINK_SATELLITES")
+    whl = demo_wheel(fs_tmp("xfs"))
+    cache = whl.parent / "cache"
+    env_fs, site_fs = small_fs("ext4", 32), small_fs("ext4", 32)
+    procs, sites = [], []
+    for name in ("v1", "v2"):  # site-packages really on another filesystem than the venv
+        venv = make_venv(env_fs / name)
+        site = site_packages(venv)
+        shutil.move(site, site_fs / name)
+        site.symlink_to(site_fs / name)
+        sites.append(site)
+        procs.append(install(cache, venv, whl))
+    for p in procs:
+        assert p.returncode == 0, p.stderr
+    sat = site_fs / ".safelink-cache"
+    assert warnings_of(procs[0]) == [filled_note(cache, sites[0], sat)]
+    assert warnings_of(procs[1]) == []
+    assert json.loads(procs[1].stdout)["files_by_mode"] == {"hardlink": 44}
+    assert not (env_fs / ".safelink-cache").exists()
+
+
+def test_an_environment_reached_through_a_symlink(
+    fs_tmp: FsTmpFactory, small_fs: SmallFsFactory, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.delenv("SAFELINK_SATELLITES")
+    whl = demo_wheel(fs_tmp("xfs"))
+    cache = whl.parent / "cache"
+    fs = small_fs("ext4", 32)
+    (fs / "p").mkdir()
+    make_venv(fs / "p" / ".venv")
+    link = tmp_path / "venvlink"
+    link.symlink_to(fs / "p" / ".venv")
+    first = install(cache, link, whl)
+    assert first.returncode == 0, first.stderr
+    sat = fs / ".safelink-cache"
+    assert sat_entries(sat) != []
+    again = install(cache, link, whl)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["files_by_mode"] == {"hardlink": 44}
 
 
 # -- the guard cannot heal a satellite file: the message names the cache -------------------

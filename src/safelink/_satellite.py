@@ -160,12 +160,13 @@ def _make_parents(path: str) -> None:
             return
 
 
-def _candidates(target_dir: str, env_root: str) -> list[str]:
-    """Directories of *target_dir*'s filesystem above *env_root*, mount root first."""
-    start = _existing(env_root)
+def _candidates(target_dir: str) -> list[str]:
+    """The directories above *target_dir* on its filesystem, symlinks resolved (the
+    files are linked where they really go), mount root first."""
+    start = os.path.realpath(_existing(target_dir))
     dev = os.stat(start).st_dev
     chain: list[str] = []
-    path = os.path.dirname(os.path.abspath(env_root)) if start == env_root else start
+    path = start
     while True:
         try:
             if os.stat(path).st_dev != dev:
@@ -188,11 +189,13 @@ def locate(main: Cache, target_dir: str, env_root: str) -> tuple[str | None, str
     """The satellite directory for *target_dir*'s filesystem, or (None, why not: a
     warning when a pinned directory is refused, else empty)."""
     main_base = os.path.realpath(main.base)
-    env_real = os.path.realpath(env_root)
+    inside_of = (os.path.realpath(env_root), os.path.realpath(target_dir))
 
     def acceptable(base: str) -> bool:
         real = os.path.realpath(base)
-        return not (_within(real, (env_real, main_base)) or _within(main_base, (real,)))
+        return not (
+            _within(real, (*inside_of, main_base)) or _within(main_base, (real,))
+        )
 
     try:
         dev = _dev(target_dir)
@@ -215,8 +218,8 @@ def locate(main: Cache, target_dir: str, env_root: str) -> tuple[str | None, str
         if why is None:
             return p, ""
         return None, f"not using the satellite cache {p} ({ENV}): {why} ({_FIX})"
-    for parent in _candidates(target_dir, env_root):
-        if _is_env(parent):
+    for parent in _candidates(target_dir):
+        if _within(parent, inside_of) or _is_env(parent):
             break  # never inside an environment (the target may sit in one)
         base = os.path.join(parent, DIRNAME)
         if not acceptable(base):
