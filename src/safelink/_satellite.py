@@ -312,8 +312,10 @@ def fill(main_entry: Entry, satellite: Cache, wheel: str | None) -> tuple[Entry,
         except BaseException:
             rmtree(tmp)
             raise
-    entry = satellite.get(sha)
-    assert entry is not None
+        # Made under the lock: a 'cache clean' right after it is met by the install's
+        # own shared lock (Cache.in_use admits again what was evicted meanwhile).
+        entry = Entry(dest, sha)
+        entry.__dict__["plan"] = main_entry.plan  # the plan just copied
     return entry, True
 
 
