@@ -265,6 +265,23 @@ def test_the_first_fill_is_said_in_text_mode(fs_tmp: FsTmpFactory) -> None:
     assert again.returncode == 0 and again.stderr == ""
 
 
+def test_a_relative_pinned_satellite_is_refused(fs_tmp: FsTmpFactory) -> None:
+    """F11: 'off:' is not 'off'; a relative path would be made in whatever the cwd is."""
+    whl, cache, env_side, _sat = setup(fs_tmp)
+    work = env_side / "cwd"
+    work.mkdir()
+    venv = make_venv(env_side / "venv")
+    proc = run_cli("install", "--cache-dir", str(cache), "--python", str(venv), str(whl),
+                   env={"SAFELINK_SATELLITES": "off:"}, cwd=work)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "safelink: warning: SAFELINK_SATELLITES names off, which is not an absolute path; "
+        "give absolute directories (or 'off')",
+        "safelink: warning: " + COPY_WARNING.format(cache=cache, target=site_packages(venv)),
+    ]
+    assert os.listdir(work) == []
+
+
 # -- F7, F12: a fill copies what the plan names, and the plan as admission writes it --------
 
 

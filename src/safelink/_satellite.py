@@ -203,7 +203,14 @@ def locate(main: Cache, target_dir: str, env_root: str) -> tuple[str | None, str
         return None, f"cannot look at {target_dir}: {exc.strerror}"
     pinned = [p.strip() for p in os.environ.get(ENV, "").split(os.pathsep) if p.strip()]
     for p in pinned:
-        p = os.path.abspath(os.path.expanduser(p))
+        p = os.path.expanduser(p)
+        if not os.path.isabs(p):
+            return None, (
+                f"{ENV} names {shown(p)}, which is not an absolute path; give absolute "
+                "directories (or 'off')"
+            )
+    for p in pinned:
+        p = os.path.normpath(os.path.expanduser(p))
         try:
             if _dev(p) != dev:
                 continue
