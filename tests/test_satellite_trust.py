@@ -353,3 +353,28 @@ def test_an_environment_reached_through_a_symlink(
 # -- the guard cannot heal a satellite file: the message names the cache -------------------
 
 
+def test_a_satellite_file_that_cannot_be_healed_is_named_as_the_caches(
+    fs_tmp: FsTmpFactory,
+) -> None:
+    whl, cache, env_side, sat = setup(fs_tmp)
+    env = {"SAFELINK_SATELLITES": str(sat)}
+    v1, v2 = make_venv(env_side / "v1"), make_venv(env_side / "v2")
+    assert install(cache, v1, whl, env=env).returncode == 0
+    edited = site_packages(v1) / "satdemo" / "m007.py"
+    edited.chmod(0o644)
+    (sha,) = sat_entries(sat)
+    pkg = entry_dir(sat, sha) / "files" / "satdemo"
+    before = tree(v2)
+    subprocess.run(["chattr", "+i", str(pkg)], check=True)
+    try:
+        proc = run_cli("install", "--cache-dir", str(cache), "--python", str(v2), str(whl),
+                       env=env)  # fmt: skip
+    finally:
+        subprocess.run(["chattr", "-i", str(pkg)], check=True)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "safelink: error: cannot restore the modified cached file satdemo/m007.py in the cache "
+        f"at {sat}: Operation not permitted (fix the cache's permissions or run 'safelink cache "
+        "clean satdemo'; nothing was changed)"
+    ]
+    assert tree(v2) == before

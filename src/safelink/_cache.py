@@ -351,8 +351,20 @@ class Cache:
 
     # -- guard support -----------------------------------------------------
     def restore_file(self, entry: Entry, member: str, wheel: str | None = None) -> None:
-        """Replace one cached file with a pristine copy from the wheel (new inode)."""
-        heal(entry.plan, entry.files, member, wheel)
+        """Replace one cached file with a pristine copy from the wheel (new inode).
+
+        The file is the cache's, not the target's: a failure says so (one line naming
+        this cache), whichever command met it."""
+        try:
+            heal(entry.plan, entry.files, member, wheel)
+        except OSError as exc:
+            raise CacheCorrupt(
+                f"cannot restore the modified cached file {shown(member)} in the cache at "
+                f"{self.base}: {exc.strerror or exc}",
+                f"fix the cache's permissions or run 'safelink cache clean "
+                f"{shown(entry.plan.name)}'; nothing was changed",
+                errno=exc.errno,
+            ) from None
 
     # -- environment registry ---------------------------------------------
     def register_env(self, sha256: str, env_root: str) -> None:
