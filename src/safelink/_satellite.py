@@ -11,26 +11,30 @@ same way.
 Where a satellite lives (one rule, first match):
 
 1. ``SAFELINK_SATELLITES``: ``off`` (or ``0``, ``no``, ``false``) turns satellites
-   off; otherwise a list of directories (separated by ``os.pathsep``), each serving
-   the filesystem it is on: the first one on the target's filesystem is used
-   (created if missing).
-2. Else ``.safelink-cache`` in the highest directory of the target's filesystem,
-   above the environment, where this user may keep one: the mount point's root
-   first (as pnpm does), then each directory down towards the environment. A
-   directory there is used only if it is a real directory (not a link) owned by
-   this user and writable by nobody else; one is created (mode 0700) only in a
-   directory this user can write that nobody else can rename things in.
+   off; otherwise a list of absolute directories (separated by ``os.pathsep``; a
+   relative one is refused), each serving the filesystem it is on: the first one
+   on the target directory's filesystem is used (created if missing).
+2. Else ``.safelink-cache`` in the highest directory of the filesystem the files
+   are linked into (the target directory, symlinks resolved), above the
+   environment: the mount point's root first (as pnpm does), then each directory
+   down towards the environment.
 3. No such place: no satellite; every file is copied, and the install says so once.
 
-A satellite is never inside an environment, nor inside the main cache. The main
-cache remembers its satellites (``satellites`` in its root), so ``cache dir``,
-``list``, ``size``, ``prune``, ``clean`` and ``verify`` cover them.
+A satellite is a cache, and the main cache's trust rule decides where one may be
+(:func:`problem`): before it is made and whenever it is used. One that fails it
+is not used (the install copies and says why); the cache commands, ``verify`` and
+``repair`` skip it with one warning. Its entries get the checks of any entry
+(:meth:`Cache.checked`). A satellite is never inside an environment, the target
+directory, nor the main cache. The main cache records its satellites
+(``satellites`` in its root) *before* one is filled, so ``cache dir``, ``list``,
+``size``, ``prune``, ``clean``, ``verify`` and ``repair`` cover every satellite,
+even one whose first fill was killed.
 
 Filling is crash-safe and concurrency-safe the same way admission is: under the
 satellite's per-entry lock, into a fresh temporary directory of the satellite,
-renamed into place only when whole (plan last). A main-cache file whose
-fingerprint moved is healed from the wheel before it is copied, so a satellite
-never inherits a poisoned file.
+renamed into place only when whole (plan last). Only the files of the plan are
+copied, and a main-cache file whose fingerprint moved is healed from the wheel
+before it is copied, so a satellite never inherits a poisoned file.
 """
 
 from __future__ import annotations
