@@ -378,3 +378,24 @@ def test_a_satellite_file_that_cannot_be_healed_is_named_as_the_caches(
         "clean satdemo'; nothing was changed)"
     ]
     assert tree(v2) == before
+
+
+def test_entry_directories_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    """An entry's directories are checked before use (not writable by others), so they
+    are made 0755 whatever the umask, parents of a leaf directory included."""
+    from wheelmaker import make_wheel
+
+    whl = make_wheel(tmp_path, "deep", "1.0", {"deep/sub/leaf/m.py": b"X = 1\n"})
+    cache = tmp_path / "cache"
+    old = os.umask(0)
+    try:
+        for t in ("t1", "t2"):  # the second finds the entry and checks it
+            proc = run_cli("install", "--cache-dir", str(cache), "--target", str(tmp_path / t),
+                           str(whl))  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+    finally:
+        os.umask(old)
+    (sha,) = sat_entries(cache)
+    files = entry_dir(cache, sha) / "files"
+    for d in (files / "deep", files / "deep" / "sub", files / "deep" / "sub" / "leaf"):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o755, d

@@ -140,8 +140,15 @@ def _extract(zf: ZipFile, info: WheelInfo, dest: str, wheel: str) -> set[str]:
     open archive: inflating, hashing and writing all release the GIL.
     """
     os.mkdir(dest, 0o755)
-    for d in sorted({os.path.dirname(m.name) for m in info.members} - {""}):
-        os.makedirs(os.path.join(dest, d), 0o755, exist_ok=True)
+    made: set[str] = set()
+    for d in {os.path.dirname(m.name) for m in info.members} - {""}:
+        parts = d.split("/")
+        made.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+    for d in sorted(made):  # parents first, each 0755 whatever the umask (not only the leaf)
+        try:
+            os.mkdir(os.path.join(dest, d), 0o755)
+        except FileExistsError:
+            pass
     shebang: set[str] = set()
     scripts_prefix = f"{info.data_dir}/scripts/"
     reader = _RawReader.for_zip(zf)
