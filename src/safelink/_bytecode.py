@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from . import _layout
 from ._cache import Cache, Entry
@@ -31,9 +30,11 @@ from ._record import PycRow, hash_of
 from .errors import SafelinkError
 from .strategies import DirPair, close_dir, open_dir
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
     from ._report import InstallReport
     from ._transaction import Transaction
+
 
 _SCRIPT = r"""
 import importlib.util, json, os, py_compile, sys

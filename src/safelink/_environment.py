@@ -12,8 +12,8 @@ import json
 import os
 import sys
 import sysconfig
-from dataclasses import dataclass, field
 
+from ._dataclass import dataclass, field
 from .errors import TargetError
 
 _WINDOWS = sys.platform == "win32"
@@ -164,10 +164,11 @@ def _interpreter_info(python: str, cache_root: str | None) -> dict[str, object]:
         raise TargetError(
             f"{python}: no such interpreter", "pass --python a python executable or venv"
         ) from None
-    import hashlib
     import subprocess
 
-    key = hashlib.sha256(
+    from ._record import sha256
+
+    key = sha256(
         f"{os.path.realpath(python)}\0{python}\0{st.st_size}\0{st.st_mtime_ns}".encode()
     ).hexdigest()
     from ._layout import interpreter_file

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from typing import ClassVar
 
 from ._atomic import create_temp
 from ._bytecode import compile_missing, link_bytecode
@@ -39,7 +38,13 @@ from ._transaction import Transaction, plan_paths, recover
 from ._translate import translated, unwritable_target
 from ._uninstall import find_installed, remove_distribution
 from .errors import IncompatibleWheel, SafelinkError
-from .strategies import DirPair, Strategy, close_dir, open_dir
+from .strategies import DirPair, close_dir, open_dir
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import ClassVar
+
+    from .strategies import Strategy
 
 
 def _default_threads(nfiles: int) -> int:

@@ -11,16 +11,22 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from . import _layout, strategies
 from . import _policy as policy
+from ._dataclass import dataclass, field
 from ._guard import FINGERPRINT_MTIME_NS, MODES_CHECKED, SEALED_FILE_MODES
 from ._plan import LinkRow
 from ._policy import Action, Fallback
 from ._workers import can_fork
-from .strategies import DirPair, Strategy
+from .strategies import DirPair
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .strategies import Strategy
+
 
 CHUNK = 512
 

@@ -12,18 +12,20 @@ from __future__ import annotations
 import json
 import marshal
 import os
-from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
 
+from ._dataclass import dataclass, field
 from ._marker import MARKER
 from ._record import first_duplicate, render_record
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
     from ._environment import Target
     from ._wheel import WheelInfo
+
 
 PLAN_FORMAT = 1
 

@@ -14,13 +14,17 @@ reads back as itself, here and in ``csv`` readers (pip's, installer's).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
+from binascii import b2a_base64
+from collections import namedtuple
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from .errors import SafelinkError
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from hashlib import _Hash
+    from typing import NamedTuple
 
 FIELD_LIMIT = 131072
 """Longest field accepted (the ``csv`` module's default limit)."""
@@ -33,38 +37,67 @@ PycRow = tuple[str, str, int, str]
 (scheme, path under the scheme root, size, RECORD hash)."""
 
 
-class RecordRow(NamedTuple):
-    """One row as written: path, hash (``algo=digest`` or empty), size (decimal or empty)."""
+if TYPE_CHECKING:
 
-    path: str
-    hash: str
-    size: str
+    class RecordRow(NamedTuple):
+        """One row as written: path, hash (``algo=digest`` or empty), size (decimal or
+        empty)."""
 
+        path: str
+        hash: str
+        size: str
 
-class InstalledRow(NamedTuple):
-    """One row of an installed RECORD, checked: *size* is None when the row has none."""
+    class InstalledRow(NamedTuple):
+        """One row of an installed RECORD, checked: *size* is None when the row has none."""
 
-    path: str
-    hash: str
-    size: int | None
+        path: str
+        hash: str
+        size: int | None
+
+else:  # the same tuples without importing typing at run time
+    RecordRow = namedtuple("RecordRow", "path hash size")
+    InstalledRow = namedtuple("InstalledRow", "path hash size")
 
 
 class MalformedRecord(ValueError):
     """RECORD text that is not three CSV fields per row; the message says where and why."""
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_SHA256 = None
+
+
+def sha256(data: bytes = b"") -> _Hash:
+    """A sha256 hash object. The interpreter's built-in implementation when it has
+    one: importing ``hashlib`` loads OpenSSL, which costs more start-up time than an
+    install that hashes a few small files spends hashing."""
+    global _SHA256
+    if _SHA256 is None:
+        try:
+            from _sha2 import sha256 as impl  # type: ignore[import-not-found]  # 3.12+
+        except ImportError:
+            try:
+                from _sha256 import sha256 as impl  # type: ignore[import-not-found,no-redef]
+            except ImportError:  # pragma: no cover - a build without them
+                from hashlib import sha256 as impl  # type: ignore[assignment]
+        _SHA256 = impl
+    return _SHA256(data)  # type: ignore[no-any-return]
+
+
 def encode_digest(raw: bytes) -> str:
     """RECORD's digest text: urlsafe base64 without padding."""
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return b2a_base64(raw, newline=False).rstrip(b"=").translate(_URLSAFE).decode("ascii")
 
 
 def hash_of(data: bytes) -> str:
     """The ``sha256=...`` RECORD hash of *data*."""
-    return "sha256=" + encode_digest(hashlib.sha256(data).digest())
+    return "sha256=" + encode_digest(sha256(data).digest())
 
 
 def file_digest(path: str, algo: str) -> str:
     """The encoded *algo* digest of the file at *path* (``ValueError``: unknown algo)."""
+    import hashlib  # verify and repair only
+
     h = hashlib.new(algo)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):

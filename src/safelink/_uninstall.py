@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from ._dataclass import dataclass
 from ._environment import Target
 from ._names import inside, installed_path, shown
 from ._record import read_installed

@@ -14,9 +14,12 @@ import marshal
 import os
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from . import errors
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def can_fork() -> bool:

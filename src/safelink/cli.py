@@ -11,10 +11,13 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from . import __version__
 from .errors import SafelinkError
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _size(text: str) -> int:

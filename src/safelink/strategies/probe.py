@@ -13,9 +13,9 @@ from __future__ import annotations
 import errno
 import json
 import os
-from dataclasses import dataclass
 
 from .. import _layout
+from .._dataclass import dataclass
 from . import DirPair, close_dir, get, open_dir
 
 PROBED_MODES = ("clone", "hardlink", "copy", "symlink")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import ClassVar
 
 from . import DirPair
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 
 class SymlinkStrategy:

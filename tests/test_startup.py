@@ -1,0 +1,92 @@
+"""The lean start-up path: what ``python -m safelink install`` imports (not how long it
+takes: times are for the benchmark suite), and the light ``@dataclass`` it uses."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import make_venv
+from safelink._dataclass import FrozenInstanceError, asdict, dataclass, field
+from wheelmaker import make_wheel
+
+HEAVY = ("dataclasses", "inspect", "typing", "hashlib", "base64", "ast")
+
+
+def _imported(argv: list[str], env: dict[str, str]) -> set[str]:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", *argv],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \| +(\S+)$", proc.stderr, re.M))
+
+
+def test_install_of_a_cached_wheel_imports_nothing_heavy(tmp_path: Path) -> None:
+    whl = make_wheel(tmp_path, "tiny", "1.0")
+    env = {**os.environ, "SAFELINK_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("SAFELINK_TEST_CRASH", None)
+    first = make_venv(tmp_path / "v1")
+    cold = _imported(["-m", "safelink", "install", "-q", "--python", str(first), str(whl)], env)
+    assert "zipfile" in cold  # the first install admits the wheel: the check can see imports
+    venv = make_venv(tmp_path / "v2")
+    warm = _imported(["-m", "safelink", "install", "-q", "--python", str(venv), str(whl)], env)
+    assert "safelink._install" in warm
+    assert sorted(warm.intersection(HEAVY)) == []
+    assert "zipfile" not in warm  # nothing is unzipped from a warm cache
+
+
+@dataclass
+class Row:
+    name: str
+    size: int = 0
+    tags: list[str] = field(default_factory=list)
+    note: str = field(default="", compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Key:
+    a: str
+    b: tuple[int, ...] = ()
+
+
+@dataclass
+class Outer:
+    rows: list[Row]
+    by_name: dict[str, Key]
+
+
+def test_light_dataclass_init_repr_eq() -> None:
+    r = Row("x", tags=["a"])
+    assert (r.name, r.size, r.tags, r.note) == ("x", 0, ["a"], "")
+    assert Row("x").tags is not Row("x").tags  # a fresh default per instance
+    assert repr(r) == "Row(name='x', size=0, tags=['a'])"
+    assert r == Row("x", 0, ["a"], note="other")  # note is not compared
+    assert r != Row("y")
+    assert Row.__hash__ is None  # mutable: unhashable, as with dataclasses
+    with pytest.raises(TypeError, match="missing required argument: 'name'"):
+        Row()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="multiple values for argument 'name'"):
+        Row("x", name="y")  # type: ignore[misc]
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        Row("x", colour=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="takes 4 positional arguments but 5"):
+        Row("x", 1, [], "", 5)  # type: ignore[call-arg]
+
+
+def test_light_dataclass_frozen_and_asdict() -> None:
+    k = Key("a", (1,))
+    with pytest.raises(FrozenInstanceError):
+        k.a = "b"  # type: ignore[misc]
+    assert isinstance(FrozenInstanceError(), AttributeError)
+    assert hash(k) == hash(Key("a", (1,))) and {k: 1}[Key("a", (1,))] == 1
+    o = Outer([Row("x", 2)], {"k": k})
+    assert asdict(o) == {
+        "rows": [{"name": "x", "size": 2, "tags": [], "note": ""}],
+        "by_name": {"k": {"a": "a", "b": (1,)}},
+    }
