@@ -90,3 +90,17 @@ def test_light_dataclass_frozen_and_asdict() -> None:
         "rows": [{"name": "x", "size": 2, "tags": [], "note": ""}],
         "by_name": {"k": {"a": "a", "b": (1,)}},
     }
+
+
+@pytest.mark.parametrize("key_len", [0, 1, 32, 63, 64, 65, 200])
+def test_hmac_on_the_builtin_sha256_matches_the_hmac_module(key_len: int) -> None:
+    import hashlib
+    import hmac
+
+    from safelink._record import hmac_sha256, sha256
+
+    key = bytes(range(key_len % 256)) * (key_len // 256 + 1)
+    key = key[:key_len]
+    for msg in (b"", b"x", bytes(range(256)) * 5):
+        assert hmac_sha256(key, msg) == hmac.new(key, msg, hashlib.sha256).digest()
+    assert sha256(b"abc").hexdigest() == hashlib.sha256(b"abc").hexdigest()

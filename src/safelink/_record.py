@@ -84,6 +84,19 @@ def sha256(data: bytes = b"") -> _Hash:
     return _SHA256(data)  # type: ignore[no-any-return]
 
 
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+def hmac_sha256(key: bytes, msg: bytes) -> bytes:
+    """HMAC-SHA256 (RFC 2104) on :func:`sha256`: the ``hmac`` module loads OpenSSL."""
+    if len(key) > 64:
+        key = sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    inner = sha256(key.translate(_IPAD) + msg).digest()
+    return sha256(key.translate(_OPAD) + inner).digest()
+
+
 def encode_digest(raw: bytes) -> str:
     """RECORD's digest text: urlsafe base64 without padding."""
     return b2a_base64(raw, newline=False).rstrip(b"=").translate(_URLSAFE).decode("ascii")

@@ -43,7 +43,6 @@ import json
 import os
 import re
 import stat
-from typing import Any
 
 from ._atomic import (
     TOKEN,
@@ -63,6 +62,10 @@ from ._hooks import crash_point
 from ._names import shown
 from ._plan import Plan
 from .errors import SafelinkError
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
 
 PHASES = ("stashing", "linking", "restoring", "committed")
 JOURNAL_FORMAT = 1
