@@ -84,6 +84,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--only", choices=["micro", "macro"], default=None)
     p.add_argument(
+        "--kinds",
+        default=None,
+        metavar="K,K",
+        help=f"loop filesystems to mount (default: all of {','.join(loopfs.FS_KINDS)})",
+    )
+    p.add_argument(
         "--no-loop", action="store_true", help="do not mount loop filesystems even as root"
     )
     p.add_argument("--no-pip", action="store_true", help="skip pip")
@@ -112,6 +118,11 @@ def setup_places(
     if reason is None:
         reason = loopfs.can_mount()
     kinds: tuple[str, ...] = ("tmpfs",) if args.quick else loopfs.FS_KINDS
+    if args.kinds and not args.quick:
+        kinds = tuple(k for k in args.kinds.split(",") if k)
+        unknown = sorted(set(kinds) - set(loopfs.FS_KINDS))
+        if unknown:
+            raise SystemExit(f"run.py: error: --kinds: unknown {', '.join(unknown)}")
     places: dict[str, Place] = {}
     if reason is None:
         sizes = {k: (QUICK_TMPFS_MIB if args.quick else LOOP_SIZE_MIB[k]) for k in kinds}
