@@ -93,6 +93,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-loop", action="store_true", help="do not mount loop filesystems even as root"
     )
     p.add_argument("--no-pip", action="store_true", help="skip pip")
+    p.add_argument(
+        "--no-warmup-round",
+        action="store_true",
+        help="only warm the caches, no whole warm-up round (faster on a busy machine)",
+    )
     p.add_argument("--out", type=Path, default=None, help="results directory")
     args = p.parse_args(argv)
     for name in ("runs", "micro_runs", "pip_runs", "cold_runs"):
@@ -228,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": quick,
             "runs": runs,
             "micro_runs": micro_runs,
-            "warmup": not quick,
+            "warmup": not (quick or args.no_warmup_round),
             "pip_runs": 0 if pip is None else args.pip_runs,
             "cold_runs": args.cold_runs,
             "only": args.only,
@@ -279,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             res["inflate"] = inflate_cost(corp.wheels, rounds=1 if quick else 3)
             cfg = MacroConfig(
                 runs=runs,
-                full_warmup=not quick,
+                full_warmup=not (quick or args.no_warmup_round),
                 pip_runs=args.pip_runs,
                 cold_runs=args.cold_runs,
                 with_pip=pip is not None,
