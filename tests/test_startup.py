@@ -13,11 +13,12 @@ import pytest
 
 from conftest import make_venv
 from safelink._dataclass import FrozenInstanceError, asdict, dataclass, field
+from safelink.errors import SafelinkError
 from wheelmaker import make_wheel
 
 HEAVY = (
     "dataclasses", "inspect", "typing", "hashlib", "base64", "ast", "hmac", "secrets",
-    "_hashlib",
+    "_hashlib", "tempfile", "shutil", "random",
 )  # fmt: skip
 """Modules an install from a warm cache must not import (each costs start-up time)."""
 
@@ -108,3 +109,39 @@ def test_hmac_on_the_builtin_sha256_matches_the_hmac_module(key_len: int) -> Non
     for msg in (b"", b"x", bytes(range(256)) * 5):
         assert hmac_sha256(key, msg) == hmac.new(key, msg, hashlib.sha256).digest()
     assert sha256(b"abc").hexdigest() == hashlib.sha256(b"abc").hexdigest()
+
+
+def test_user_key_without_the_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """user_key() is user_keys()[0] though it skips the temp dir when the preferred key exists."""
+    import tempfile
+
+    from safelink import _atomic
+
+    monkeypatch.delenv("SAFELINK_STATE_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    blocked = tmp_path / "state"
+    blocked.write_text("a file: the preferred directory cannot be made")
+    monkeypatch.setenv("XDG_STATE_HOME", str(blocked))
+
+    def fresh() -> None:
+        monkeypatch.setattr(_atomic, "_KEY", {})
+        monkeypatch.setattr(_atomic, "_KEYS", {})
+
+    fresh()
+    fallback = _atomic.user_key()  # made in the temp dir: the state dir cannot be written
+    assert (tmp_path / "tmp" / f"safelink-{os.geteuid()}" / "journal.key").read_bytes() == fallback
+    assert _atomic.user_keys() == [fallback]
+    blocked.unlink()
+    fresh()
+    assert _atomic.user_key() == fallback  # still the only key
+    (blocked / "safelink").mkdir(parents=True)
+    (blocked / "safelink" / "journal.key").write_bytes(b"p" * 32)
+    (blocked / "safelink" / "journal.key").chmod(0o600)
+    fresh()
+    assert _atomic.user_key() == b"p" * 32  # the preferred key signs once it exists
+    assert _atomic.user_keys() == [b"p" * 32, fallback]  # both still authenticate
+    (blocked / "safelink" / "journal.key").chmod(0o644)
+    fresh()
+    with pytest.raises(SafelinkError, match=r"journal\.key"):
+        _atomic.user_key()  # a key file others can read is refused, not skipped

@@ -140,21 +140,25 @@ def state_dirs() -> list[str]:
     """Where this user's key may be: ``$SAFELINK_STATE_DIR`` alone if set; else the
     platform's per-user state directory, then (when that cannot be written, e.g.
     ``HOME=/nonexistent``) a private ``safelink-<uid>`` directory in the temp dir."""
+    first = _preferred_state_dir()
+    if os.environ.get("SAFELINK_STATE_DIR") or sys.platform == "win32":
+        return [first]
+    import tempfile  # not on an ordinary install's way (see user_key): it imports shutil, random
+
+    return [first, os.path.join(tempfile.gettempdir(), f"safelink-{os.geteuid()}")]
+
+
+def _preferred_state_dir() -> str:
     explicit = os.environ.get("SAFELINK_STATE_DIR")
     if explicit:
-        return [os.path.abspath(explicit)]
+        return os.path.abspath(explicit)
     if sys.platform == "win32":  # pragma: no cover
         base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~")
-        return [os.path.join(base, "safelink", "state")]
+        return os.path.join(base, "safelink", "state")
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(
         os.path.expanduser("~"), ".local", "state"
     )
-    import tempfile
-
-    return [
-        os.path.join(base, "safelink"),
-        os.path.join(tempfile.gettempdir(), f"safelink-{os.geteuid()}"),
-    ]
+    return os.path.join(base, "safelink")
 
 
 _KEYS: dict[tuple[str, ...], list[bytes]] = {}
@@ -190,8 +194,25 @@ def user_keys() -> list[bytes]:
 
 
 def user_key() -> bytes:
-    """This user's key to sign journals and names with."""
-    return user_keys()[0]
+    """This user's key to sign journals and names with: ``user_keys()[0]``.
+
+    When the preferred directory holds a key, that key comes first whatever else
+    exists, so the other places are not looked at (nor the temp dir worked out).
+    """
+    first = os.path.join(_preferred_state_dir(), "journal.key")
+    if first in _KEY:
+        return _KEY[first]
+    try:
+        key = _read_key(first)
+    except OSError:
+        key = None  # user_keys() names the problem
+    if key is None:
+        key = user_keys()[0]
+    _KEY[first] = key
+    return key
+
+
+_KEY: dict[str, bytes] = {}
 
 
 def _key_error(path: str, exc: OSError) -> SafelinkError:
