@@ -145,3 +145,40 @@ def test_user_key_without_the_temp_dir(tmp_path: Path, monkeypatch: pytest.Monke
     fresh()
     with pytest.raises(SafelinkError, match=r"journal\.key"):
         _atomic.user_key()  # a key file others can read is refused, not skipped
+
+
+def test_one_command_parser_is_the_whole_parser_for_that_command() -> None:
+    """main() builds only the named command's parser: it must accept, refuse and
+    explain exactly what the whole parser does for a command line starting with it."""
+    import argparse
+    import contextlib
+    import io
+
+    from safelink import cli
+
+    whole = cli.build_parser()
+    subs = next(a for a in whole._actions if isinstance(a, argparse._SubParsersAction))
+    assert tuple(subs.choices) == cli.COMMANDS  # the list main() checks the first word against
+    lines = {
+        "install": ["install", "-q", "--python", "v", "--guard", "strict", "a.whl", "b.whl"],
+        "sync": ["sync", "pylock.toml", "--extra", "x,y", "--dry-run"],
+        "uninstall": ["uninstall", "six", "--strict"],
+        "probe": ["probe", "/tmp"],
+        "verify": ["verify", "--env", "e1", "--env", "e2"],
+        "repair": ["repair", "--dry-run"],
+        "cache": ["cache", "clean", "six"],
+    }
+    assert set(lines) == set(cli.COMMANDS)
+
+    def outcome(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[object, str]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            try:
+                return vars(parser.parse_args(argv)), out.getvalue()
+            except SystemExit as exc:
+                return exc.code, out.getvalue()
+
+    for name, argv in lines.items():
+        alone = cli.build_parser(name)
+        for variant in (argv, [name, "-h"], [name, "--no-such-option"], [*argv, "--guard"]):
+            assert outcome(alone, variant) == outcome(cli.build_parser(), variant)

@@ -105,7 +105,16 @@ class _Formatter(argparse.HelpFormatter):
         super().__init__(prog, width=int(columns) - 2 if columns.isdigit() else 98)
 
 
-def build_parser() -> argparse.ArgumentParser:
+COMMANDS = ("install", "sync", "uninstall", "probe", "verify", "repair", "cache")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with *command*, only that command's sub-parser (all a
+    command line starting with it can reach: the others are never consulted)."""
+
+    def want(name: str) -> bool:
+        return command is None or command == name
+
     parser = argparse.ArgumentParser(
         formatter_class=_Formatter,
         prog="safelink",
@@ -113,7 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"safelink {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if want("install"):
+        _add_install_parser(sub)
+    if want("sync"):
+        _add_sync_parser(sub)
+    if want("uninstall"):
+        _add_uninstall_parser(sub)
+    if want("probe"):
+        _add_probe_parser(sub)
+    if want("verify"):
+        _add_verify_parser(sub)
+    if want("repair"):
+        _add_repair_parser(sub)
+    if want("cache"):
+        _add_cache_parser(sub)
+    return parser
 
+
+def _add_install_parser(sub: Any) -> None:
     p = sub.add_parser(
         "install", formatter_class=_Formatter, help="install wheels into an environment"
     )
@@ -146,8 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse wheels that unpack to more than SIZE (default 8G)",
     )
 
-    _add_sync_parser(sub)
 
+def _add_uninstall_parser(sub: Any) -> None:
     p = sub.add_parser(
         "uninstall", formatter_class=_Formatter, help="remove distributions by their RECORD"
     )
@@ -156,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--strict", action="store_true", help="a name that is not installed is an error")
 
+
+def _add_probe_parser(sub: Any) -> None:
     p = sub.add_parser(
         "probe",
         formatter_class=_Formatter,
@@ -170,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
 
+
+def _add_verify_parser(sub: Any) -> None:
     p = sub.add_parser(
         "verify",
         formatter_class=_Formatter,
@@ -190,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
 
+
+def _add_repair_parser(sub: Any) -> None:
     p = sub.add_parser(
         "repair",
         formatter_class=_Formatter,
@@ -208,11 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
 
+
+def _add_cache_parser(sub: Any) -> None:
     p = sub.add_parser("cache", formatter_class=_Formatter, help="inspect and manage the cache")
     p.add_argument("action", choices=("dir", "list", "size", "prune", "clean"))
     p.add_argument("names", nargs="*", metavar="NAME", help="for clean: only these projects")
     _common(p)
-    return parser
 
 
 SCHEMA = 1
@@ -220,7 +253,10 @@ SCHEMA = 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the first word names the command: build only its parser (start-up cost)
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    args = build_parser(command).parse_args(argv)
     from . import _log
 
     as_json = bool(getattr(args, "json", False))
