@@ -18,7 +18,7 @@ from wheelmaker import make_wheel
 
 HEAVY = (
     "dataclasses", "inspect", "typing", "hashlib", "base64", "ast", "hmac", "secrets",
-    "_hashlib", "tempfile", "shutil", "random",
+    "_hashlib", "tempfile", "shutil", "random", "threading",
 )  # fmt: skip
 """Modules an install from a warm cache must not import (each costs start-up time)."""
 
@@ -182,3 +182,23 @@ def test_one_command_parser_is_the_whole_parser_for_that_command() -> None:
         alone = cli.build_parser(name)
         for variant in (argv, [name, "-h"], [name, "--no-such-option"], [*argv, "--guard"]):
             assert outcome(alone, variant) == outcome(cli.build_parser(), variant)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+def test_no_fork_while_another_thread_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """can_fork() no longer imports threading, but still sees its threads."""
+    import threading
+
+    from safelink._workers import can_fork
+
+    monkeypatch.delenv("SAFELINK_TEST_CRASH", raising=False)
+    assert can_fork()
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert not can_fork()
+    finally:
+        stop.set()
+        t.join()
+    assert can_fork()

@@ -9,7 +9,7 @@ installs are split between this process and one forked worker (two cores).
 from __future__ import annotations
 
 import os
-import threading
+from _thread import allocate_lock  # threading.Lock, without importing threading
 from collections.abc import Callable, Sequence
 
 from . import _layout, strategies
@@ -85,7 +85,7 @@ class Linker:
         self.displace = displace
         self.threads = threads
         self.stats = LinkStats()
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         self.progress: Callable[[int], None] | None = None
         """Told how many more files are in place after each chunk (in either process)."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import threading
+from _thread import allocate_lock  # threading.Lock, without importing threading
 
 from ._atomic import write_fresh
 from ._cache import Entry
@@ -33,7 +33,7 @@ def _file_uri(path: str) -> str:
     return "file://" + "".join(chr(b) if b in _URI_SAFE else f"%{b:02X}" for b in os.fsencode(path))
 
 
-_UMASK_LOCK = threading.Lock()
+_UMASK_LOCK = allocate_lock()
 
 
 def _umask() -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import marshal
 import os
-import threading
+import sys
 from collections.abc import Callable, Sequence
 
 from . import errors
@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 
 
 def can_fork() -> bool:
+    # threading not imported yet: no thread it would count (importing it costs start-up time)
+    threading = sys.modules.get("threading")
     return (
         hasattr(os, "fork")
-        and threading.active_count() == 1
+        and (threading is None or threading.active_count() == 1)
         and not os.environ.get("SAFELINK_TEST_CRASH")
     )
 
