@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import stat
 from collections.abc import Iterator
 from functools import cached_property
@@ -419,8 +418,6 @@ class Cache:
 # -- checks of what the cache holds ------------------------------------------------------
 _SCHEMES = frozenset({"purelib", "platlib", "scripts", "headers", "data"})
 
-_DRIVE = re.compile(r"[A-Za-z]:")
-
 
 def _bad_paths(paths: list[str]) -> bool:
     """Does any relative path have a NUL, a backslash, an empty, '.' or '..' component,
@@ -440,7 +437,12 @@ def _bad_paths(paths: list[str]) -> bool:
         or j in (".", "..")
     ):
         return True
-    return ":" in j and any(_DRIVE.match(p) for p in paths)
+    if ":" not in j:
+        return False
+    import re
+
+    drive = re.compile(r"[A-Za-z]:").match
+    return any(drive(p) for p in paths)
 
 
 _COLUMNS = [itemgetter(i) for i in range(5)]

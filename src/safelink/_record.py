@@ -128,11 +128,11 @@ def size_of(field: str) -> int | None:
     return None
 
 
-_HASH = re.compile(r"[A-Za-z0-9_]+=[A-Za-z0-9_-]+")
-_QUOTED = re.compile(r'"([^"]*(?:""[^"]*)*)"')
-_BARE = re.compile(r'[^,"\r\n]*')
-_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
-_LINE_END = re.compile(r"\r\n|\r|\n")
+# compiled where used (re caches them): an install from a warm cache parses no RECORD
+_HASH = r"[A-Za-z0-9_]+=[A-Za-z0-9_-]+"
+_QUOTED = r'"([^"]*(?:""[^"]*)*)"'
+_BARE = r'[^,"\r\n]*'
+_LINE_END = r"\r\n|\r|\n"
 
 
 def parse_record(text: str) -> list[RecordRow]:
@@ -146,17 +146,18 @@ def parse_record(text: str) -> list[RecordRow]:
     if '"' not in text:  # nearly every RECORD: no quoting, so rows are lines split at commas
         return _parse_plain(text)
     rows: list[RecordRow] = []
+    quoted, bare = re.compile(_QUOTED).match, re.compile(_BARE).match
     pos, end, line = 0, len(text), 1
     while pos < end:
         fields: list[str] = []
         first = line
         while True:
-            m = _QUOTED.match(text, pos)
+            m = quoted(text, pos)
             if m is not None:
                 value = m.group(1).replace('""', '"')
                 line += value.count("\n") + value.count("\r") - value.count("\r\n")
             else:
-                m = _BARE.match(text, pos)
+                m = bare(text, pos)
                 assert m is not None  # matches the empty string
                 value = m.group()
             if len(value) > FIELD_LIMIT:
@@ -186,7 +187,7 @@ def parse_record(text: str) -> list[RecordRow]:
 
 def _parse_plain(text: str) -> list[RecordRow]:
     rows: list[RecordRow] = []
-    for n, line in enumerate(_LINE_END.split(text), 1):
+    for n, line in enumerate(re.split(_LINE_END, text), 1):
         if not line:
             continue
         fields = line.split(",")
@@ -201,7 +202,7 @@ def _parse_plain(text: str) -> list[RecordRow]:
 
 
 def _field(value: str) -> str:
-    if _NEEDS_QUOTES.search(value):
+    if "," in value or '"' in value or "\r" in value or "\n" in value:
         return '"' + value.replace('"', '""') + '"'
     return value
 
@@ -242,11 +243,12 @@ def read_installed(record: str, hint: str) -> list[InstalledRow]:
         except UnicodeDecodeError as exc:
             raise MalformedRecord(f"not UTF-8 (byte {exc.start})") from None
         out: list[InstalledRow] = []
+        hash_ok = re.compile(_HASH).fullmatch
         for row in parse_record(text):
             size = size_of(row.size)
             if row.size and size is None:
                 raise MalformedRecord(f"size {row.size!r} of {row.path!r} is not a number")
-            if row.hash and not _HASH.fullmatch(row.hash):
+            if row.hash and not hash_ok(row.hash):
                 raise MalformedRecord(f"hash {row.hash!r} of {row.path!r} is not algo=digest")
             out.append(InstalledRow(row.path, row.hash, size))
         return out

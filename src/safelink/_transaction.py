@@ -41,7 +41,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import stat
 
 from ._atomic import (
@@ -69,7 +68,6 @@ if TYPE_CHECKING:
 
 PHASES = ("stashing", "linking", "restoring", "committed")
 JOURNAL_FORMAT = 1
-_HEX = re.compile(r"[0-9a-f]+\Z")
 
 
 class JournalError(SafelinkError):
@@ -475,7 +473,7 @@ def _check_body(body: object) -> str | None:
     if body.get("op") not in ("install", "uninstall") or body.get("phase") not in PHASES:
         return "unknown operation or phase"
     token = body.get("token")
-    if not isinstance(token, str) or len(token) != 16 or not _HEX.match(token):
+    if not isinstance(token, str) or len(token) != 16 or token.strip("0123456789abcdef"):
         return "bad token"
     if not isinstance(body.get("stash"), str) or not _strings(body.get("what")):
         return "bad stash or names"

@@ -26,12 +26,12 @@ class Installed:
     """Absolute path of the ``.dist-info`` directory."""
 
 
-_SEPARATORS = re.compile(r"[-_.]+")
+_SEPARATORS = r"[-_.]+"  # compiled on first use (start-up cost)
 
 
 def canonicalize_name(name: str) -> str:
     """PEP 503 normalisation (as ``packaging.utils``, without importing it on the hot path)."""
-    return _SEPARATORS.sub("-", name).lower()
+    return re.sub(_SEPARATORS, "-", name).lower()
 
 
 def find_installed(target: Target, name: str) -> list[Installed]:
