@@ -19,6 +19,7 @@ from wheelmaker import make_wheel
 HEAVY = (
     "dataclasses", "inspect", "typing", "hashlib", "base64", "ast", "hmac", "secrets",
     "_hashlib", "tempfile", "shutil", "random", "threading",
+    "sysconfig", "encodings.ascii", "_sha2" if sys.version_info < (3, 12) else "_sha256",
 )  # fmt: skip
 """Modules an install from a warm cache must not import (each costs start-up time)."""
 

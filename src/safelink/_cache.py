@@ -192,8 +192,8 @@ class Cache:
         """The wheel's hash if the stat index knows this exact file (no hashing)."""
         try:
             path = _layout.index_file(self.root, self._index_key(wheel, st))
-            with open(path, encoding="ascii") as f:
-                value = f.read().strip()
+            with open(path, "rb") as f:  # bytes.decode: no codec module to import
+                value = f.read().decode("ascii").strip()
         except OSError:
             return None
         return value if len(value) == 64 else None

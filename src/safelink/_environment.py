@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import sysconfig
 
 from ._dataclass import dataclass, field
 from .errors import TargetError
@@ -250,6 +249,8 @@ def current_target() -> Target:
         return venv_target(venv)
     if sys.prefix != sys.base_prefix:
         return venv_target(sys.prefix)
+    import sysconfig  # not for a venv (start-up cost)
+
     paths = sysconfig.get_paths()
     return Target(
         kind="system",
@@ -279,6 +280,8 @@ def prefix_target(
     prefix = os.path.abspath(prefix)
     v = f"{base.version[0]}.{base.version[1]}"
     if scheme is None:
+        import sysconfig
+
         scheme = sysconfig.get_paths(
             "nt" if _WINDOWS else "posix_prefix",
             vars={

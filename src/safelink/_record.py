@@ -15,6 +15,7 @@ reads back as itself, here and in ``csv`` readers (pip's, installer's).
 from __future__ import annotations
 
 import re
+import sys
 from binascii import b2a_base64
 from collections import namedtuple
 from collections.abc import Iterable
@@ -73,13 +74,13 @@ def sha256(data: bytes = b"") -> _Hash:
     install that hashes a few small files spends hashing."""
     global _SHA256
     if _SHA256 is None:
-        try:
-            from _sha2 import sha256 as impl  # type: ignore[import-not-found]  # 3.12+
-        except ImportError:
-            try:
+        try:  # named _sha2 from 3.12 (a failed import costs a search of sys.path)
+            if sys.version_info >= (3, 12):
+                from _sha2 import sha256 as impl  # type: ignore[import-not-found]
+            else:
                 from _sha256 import sha256 as impl  # type: ignore[import-not-found,no-redef]
-            except ImportError:  # pragma: no cover - a build without them
-                from hashlib import sha256 as impl  # type: ignore[assignment]
+        except ImportError:  # pragma: no cover - a build without them
+            from hashlib import sha256 as impl  # type: ignore[assignment]
         _SHA256 = impl
     return _SHA256(data)  # type: ignore[no-any-return]
 

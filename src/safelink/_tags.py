@@ -90,8 +90,8 @@ def supported(target: Target, cache_root: str | None) -> set[str]:
     path = tags_file(cache_root, _key(target)) if cache_root else None
     if path:
         try:
-            with open(path, encoding="ascii") as f:
-                tags = set(f.read().split())
+            with open(path, "rb") as f:  # bytes.decode: no codec module to import
+                tags = set(f.read().decode("ascii").split())
             if tags:
                 return tags
         except OSError:
