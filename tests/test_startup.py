@@ -3,6 +3,8 @@ takes: times are for the benchmark suite), and the light ``@dataclass`` it uses.
 
 from __future__ import annotations
 
+import argparse
+import functools
 import os
 import re
 import subprocess
@@ -10,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import make_venv
 from safelink._dataclass import FrozenInstanceError, asdict, dataclass, field
@@ -18,8 +22,8 @@ from wheelmaker import make_wheel
 
 HEAVY = (
     "dataclasses", "inspect", "typing", "hashlib", "base64", "ast", "hmac", "secrets",
-    "_hashlib", "tempfile", "shutil", "random", "threading",
-    "sysconfig", "encodings.ascii", "_sha2" if sys.version_info < (3, 12) else "_sha256",
+    "_hashlib", "tempfile", "shutil", "random", "threading", "sysconfig", "encodings.ascii",
+    "argparse", "gettext", "locale", "_sha2" if sys.version_info < (3, 12) else "_sha256",
 )  # fmt: skip
 """Modules an install from a warm cache must not import (each costs start-up time)."""
 
@@ -203,3 +207,114 @@ def test_no_fork_while_another_thread_runs(monkeypatch: pytest.MonkeyPatch) -> N
         stop.set()
         t.join()
     assert can_fork()
+
+
+def _install_parser() -> argparse.ArgumentParser:
+    from safelink import cli
+
+    whole = cli.build_parser("install")
+    subs = next(a for a in whole._actions if isinstance(a, argparse._SubParsersAction))
+    return subs.choices["install"]
+
+
+@functools.cache
+def _whole_install_parser() -> argparse.ArgumentParser:
+    from safelink import cli
+
+    return cli.build_parser("install")
+
+
+def _argparse_reading(argv: list[str]) -> dict[str, object] | None:
+    """What argparse makes of *argv*, or None when it refuses it (or prints help)."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            return vars(_whole_install_parser().parse_args(argv))
+        except SystemExit:
+            return None
+
+
+def test_plain_install_lines_table_is_the_install_parser() -> None:
+    """_argv's table has every option of the install parser, read the same way."""
+    from safelink import _argv
+
+    kinds = {
+        argparse._StoreTrueAction: _argv.FLAG,
+        argparse._CountAction: _argv.COUNT,
+        argparse._AppendAction: _argv.APPEND,
+        argparse._StoreAction: _argv.VALUE,
+    }
+    parser = _install_parser()
+    seen: dict[str, tuple[str, str]] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        if not action.option_strings:
+            assert (action.dest, action.nargs) == ("wheels", "*")
+            continue
+        for s in action.option_strings:
+            seen[s] = (action.dest, kinds[type(action)])
+        assert (action.type is not None) == (action.dest in _argv._TYPES)  # same values below
+        assert tuple(action.choices or ()) == _argv._CHOICES.get(action.dest, ())
+    assert seen == _argv.INSTALL_OPTIONS
+    groups = [{a.dest for a in g._group_actions} for g in parser._mutually_exclusive_groups]
+    assert groups == [set(_argv._EXCLUSIVE)]
+    assert _argparse_reading(["install"]) == _argv.install_defaults()
+
+
+PLAIN = [
+    ["install", "a.whl"],
+    ["install", "-q", "--python", "venv", "--cache-dir", "c", "a.whl", "b.whl"],
+    ["install", "a.whl", "--python=v", "--link-mode", "hardlink", "-v", "-v", "--json"],
+    ["install", "--extra", "x", "--extras=y,z", "--group", "g", "-r", "pylock.toml"],
+    ["install", "--threads", "4", "--lock-timeout", "2.5", "--max-unpacked-size", "1GiB", ""],
+    ["install", "--guard", "strict", "--system", "--system", "--force", "--no-deps", "x"],
+    ["install"],
+]
+NOT_PLAIN = [
+    ["install", "-h"],
+    ["install", "--pyth", "v", "a.whl"],  # an abbreviation
+    ["install", "a.whl", "-q", "b.whl"],  # a second run of wheels: argparse refuses it
+    ["install", "-qv", "a.whl"],
+    ["install", "--", "a.whl"],
+    ["install", "--python", "-x", "a.whl"],
+    ["install", "--guard", "loose"],
+    ["install", "--threads", "many"],
+    ["install", "--prefix", "p", "--target", "t"],
+    ["install", "--quiet=yes"],
+    ["install", "--python="],
+    ["sync", "pylock.toml"],
+]
+
+
+@pytest.mark.parametrize("argv", PLAIN + NOT_PLAIN)
+def test_plain_install_lines_read_as_argparse_reads_them(argv: list[str]) -> None:
+    from safelink._argv import install_args
+
+    fast = install_args(argv)
+    assert (fast is not None) == (argv in PLAIN)  # the plain lines do skip argparse
+    if fast is not None:
+        assert vars(fast) == _argparse_reading(argv)
+
+
+_WORDS = [
+    *__import__("safelink._argv", fromlist=["INSTALL_OPTIONS"]).INSTALL_OPTIONS,
+    "-h", "--help", "--", "-", "-qv", "-vv", "--pyth", "--python=", "--python=v", "--guard=off",
+    "--quiet=1", "-r=x", "a.whl", "b.whl", "", "check", "strict", "3", "-1", "1k", "nan", "x=y",
+    "-x", "a b",
+]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(_WORDS), max_size=8))
+@settings(max_examples=600, deadline=None)
+def test_any_install_line_is_read_as_argparse_reads_it_or_left_to_argparse(
+    words: list[str],
+) -> None:
+    from safelink._argv import install_args
+
+    argv = ["install", *words]
+    fast = install_args(argv)
+    if fast is not None:
+        assert vars(fast) == _argparse_reading(argv)

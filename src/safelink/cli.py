@@ -6,28 +6,27 @@ and exit 1; usage errors exit 2. Nothing here is imported by the library.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from collections.abc import Sequence
 
 from . import __version__
+from ._argv import default_link_mode, install_args, parse_size
 from .errors import SafelinkError
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 
 def _size(text: str) -> int:
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-    t = text.strip().lower().rstrip("b").rstrip("i")
-    mult = units.get(t[-1:], 1)
-    num = t[:-1] if t[-1:] in units else t
     try:
-        return int(float(num) * mult)
+        return parse_size(text)
     except ValueError:
+        import argparse
+
         raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
 
 
@@ -64,7 +63,7 @@ def _link_options(p: argparse.ArgumentParser) -> None:
     """How files are placed: shared by ``install`` and ``sync``."""
     p.add_argument(
         "--link-mode",
-        default=os.environ.get("SAFELINK_LINK_MODE", "auto"),
+        default=default_link_mode(),
         metavar="MODE",
         help="auto (default), clone, hardlink, copy, symlink, or a plugin's name",
     )
@@ -93,16 +92,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON report for tools")
 
 
-class _Formatter(argparse.HelpFormatter):
+def _formatter(prog: str) -> argparse.HelpFormatter:
     """Help text as wide as ``$COLUMNS`` (default 100), without asking the terminal.
 
     argparse's own default imports ``shutil`` (and its compression modules) for
     every parser, which every install would pay for at start-up.
     """
+    import argparse
 
-    def __init__(self, prog: str) -> None:
-        columns = os.environ.get("COLUMNS", "")
-        super().__init__(prog, width=int(columns) - 2 if columns.isdigit() else 98)
+    columns = os.environ.get("COLUMNS", "")
+    return argparse.HelpFormatter(prog, width=int(columns) - 2 if columns.isdigit() else 98)
 
 
 COMMANDS = ("install", "sync", "uninstall", "probe", "verify", "repair", "cache")
@@ -115,8 +114,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     def want(name: str) -> bool:
         return command is None or command == name
 
+    import argparse  # only here and on errors: a plain install line is read by _argv
+
     parser = argparse.ArgumentParser(
-        formatter_class=_Formatter,
+        formatter_class=_formatter,
         prog="safelink",
         description="Install wheels from a verified unpacked-wheel cache by linking.",
     )
@@ -141,7 +142,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def _add_install_parser(sub: Any) -> None:
     p = sub.add_parser(
-        "install", formatter_class=_Formatter, help="install wheels into an environment"
+        "install", formatter_class=_formatter, help="install wheels into an environment"
     )
     p.add_argument("wheels", nargs="*", metavar="WHEEL")
     _target_options(p)
@@ -175,7 +176,7 @@ def _add_install_parser(sub: Any) -> None:
 
 def _add_uninstall_parser(sub: Any) -> None:
     p = sub.add_parser(
-        "uninstall", formatter_class=_Formatter, help="remove distributions by their RECORD"
+        "uninstall", formatter_class=_formatter, help="remove distributions by their RECORD"
     )
     p.add_argument("names", nargs="+", metavar="NAME")
     _target_options(p)
@@ -186,7 +187,7 @@ def _add_uninstall_parser(sub: Any) -> None:
 def _add_probe_parser(sub: Any) -> None:
     p = sub.add_parser(
         "probe",
-        formatter_class=_Formatter,
+        formatter_class=_formatter,
         help="show what each link mode does between the cache and DIR",
     )
     p.add_argument(
@@ -202,7 +203,7 @@ def _add_probe_parser(sub: Any) -> None:
 def _add_verify_parser(sub: Any) -> None:
     p = sub.add_parser(
         "verify",
-        formatter_class=_Formatter,
+        formatter_class=_formatter,
         help="deep-check the cache and environments against RECORD",
     )
     p.add_argument(
@@ -224,7 +225,7 @@ def _add_verify_parser(sub: Any) -> None:
 def _add_repair_parser(sub: Any) -> None:
     p = sub.add_parser(
         "repair",
-        formatter_class=_Formatter,
+        formatter_class=_formatter,
         help="heal the cache; with --env, restore edited files",
     )
     p.add_argument(
@@ -242,7 +243,7 @@ def _add_repair_parser(sub: Any) -> None:
 
 
 def _add_cache_parser(sub: Any) -> None:
-    p = sub.add_parser("cache", formatter_class=_Formatter, help="inspect and manage the cache")
+    p = sub.add_parser("cache", formatter_class=_formatter, help="inspect and manage the cache")
     p.add_argument("action", choices=("dir", "list", "size", "prune", "clean"))
     p.add_argument("names", nargs="*", metavar="NAME", help="for clean: only these projects")
     _common(p)
@@ -256,7 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # the first word names the command: build only its parser (start-up cost)
     command = argv[0] if argv and argv[0] in COMMANDS else None
-    args = build_parser(command).parse_args(argv)
+    # a plain install line is read without argparse (start-up cost), as argparse reads it
+    args = install_args(argv) if command == "install" else None
+    if args is None:
+        args = build_parser(command).parse_args(argv)
     from . import _log
 
     as_json = bool(getattr(args, "json", False))
@@ -751,7 +755,7 @@ def _lock_install_options(p: argparse.ArgumentParser) -> None:
 def _add_sync_parser(sub: Any) -> None:
     p = sub.add_parser(
         "sync",
-        formatter_class=_Formatter,
+        formatter_class=_formatter,
         help="make an environment exactly what a pylock.toml selects (adds, replaces, removes)",
     )
     p.add_argument("lock", metavar="PYLOCK", help="a PEP 751 lock file (pylock.toml)")
