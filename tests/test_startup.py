@@ -24,6 +24,7 @@ HEAVY = (
     "dataclasses", "inspect", "typing", "hashlib", "base64", "ast", "hmac", "secrets",
     "_hashlib", "tempfile", "shutil", "random", "threading", "sysconfig", "encodings.ascii",
     "argparse", "gettext", "locale", "_sha2" if sys.version_info < (3, 12) else "_sha256",
+    "re", "json",
 )  # fmt: skip
 """Modules an install from a warm cache must not import (each costs start-up time)."""
 
@@ -318,3 +319,55 @@ def test_any_install_line_is_read_as_argparse_reads_it_or_left_to_argparse(
     fast = install_args(argv)
     if fast is not None:
         assert vars(fast) == _argparse_reading(argv)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(_JSON, st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_jsontext_writes_and_reads_what_json_does(obj: object, sort_keys: bool) -> None:
+    import json
+
+    from safelink import _jsontext
+
+    text = _jsontext.dumps(obj, sort_keys=sort_keys)
+    assert text == json.dumps(obj, sort_keys=sort_keys)
+    expected = repr(json.loads(text))  # repr: nan == nan
+    assert repr(_jsontext.loads(text)) == expected
+    assert repr(_jsontext.loads(f" \n{text}\t\r ")) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["", " ", "{", '{"a": 1} x', "[1,]", '"\x01"', "\ufeff{}", "nul", "{} {}", "01"]
+)
+def test_jsontext_refuses_what_json_refuses(text: str) -> None:
+    import json
+
+    from safelink import _jsontext
+
+    with pytest.raises(ValueError):
+        json.loads(text)
+    with pytest.raises(ValueError):
+        _jsontext.loads(text)
+
+
+def test_jsontext_refuses_what_json_cannot_write() -> None:
+    import json
+
+    from safelink import _jsontext
+
+    for bad in ({"a": {1, 2}}, [object()], {(1, 2): 3}):
+        with pytest.raises(TypeError) as ours:
+            _jsontext.dumps(bad)
+        with pytest.raises(TypeError) as theirs:
+            json.dumps(bad)
+        assert str(ours.value) == str(theirs.value)
+    loop: list[object] = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular reference"):
+        _jsontext.dumps(loop)

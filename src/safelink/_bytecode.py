@@ -15,7 +15,6 @@ copies get it set explicitly, or Python would find the ``.pyc`` stale.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 
@@ -76,6 +75,8 @@ def cached_pycs(cache: Cache, entry: Entry, target: Target) -> tuple[str, list[P
     Returns the directory holding ``<scheme>/<path>`` pyc files and their rows, or
     None when the cache cannot hold them (another interpreter family, read-only cache).
     """
+    import json  # with --compile only (start-up cost)
+
     tag = cache_tag(target)
     if tag is None:
         return None
@@ -112,6 +113,7 @@ def cached_pycs(cache: Cache, entry: Entry, target: Target) -> tuple[str, list[P
 
 
 def _compile_into(tmp: str, entry: Entry, target: Target) -> list[PycRow]:
+    import json
     import subprocess
 
     job = {"dest": tmp, "files": sources(entry)}

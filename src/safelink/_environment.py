@@ -8,7 +8,6 @@ by the interpreter's path, size and mtime.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -163,6 +162,7 @@ def _interpreter_info(python: str, cache_root: str | None) -> dict[str, object]:
         raise TargetError(
             f"{python}: no such interpreter", "pass --python a python executable or venv"
         ) from None
+    import json  # not for a venv: its scheme is read from pyvenv.cfg (start-up cost)
     import subprocess
 
     from ._record import sha256

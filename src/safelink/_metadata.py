@@ -7,7 +7,6 @@ temporary name and renamed into place: never written through a link.
 
 from __future__ import annotations
 
-import json
 import os
 from _thread import allocate_lock  # threading.Lock, without importing threading
 
@@ -15,6 +14,7 @@ from ._atomic import write_fresh
 from ._cache import Entry
 from ._environment import Target
 from ._hooks import crash_point
+from ._jsontext import dumps
 from ._marker import MARKER
 from ._marker import render as render_marker
 from ._plan import FRESH_DIST_INFO, Plan
@@ -168,7 +168,7 @@ def finalize(
     if requested:
         meta["REQUESTED"] = b""
     if wheel is not None:
-        meta["direct_url.json"] = json.dumps(
+        meta["direct_url.json"] = dumps(
             {
                 "url": _file_uri(wheel),
                 "archive_info": {

@@ -10,7 +10,6 @@ how a name is shown in a message so that it cannot forge lines on a terminal.
 from __future__ import annotations
 
 import os
-import re
 
 from .errors import UnsafeWheel
 
@@ -48,6 +47,8 @@ def shown(name: str) -> str:
 
 def has_control(name: str) -> bool:
     """Does *name* contain a character no name from a wheel may hold (see _CONTROL)?"""
+    import re  # admission only (start-up cost)
+
     return re.search(_CONTROL, name) is not None
 
 
@@ -59,6 +60,8 @@ def name_problem(name: str) -> str | None:
     ``.``, NUL, longer than 255 bytes), control characters and trees deeper than
     :data:`MAX_DEPTH`. A trailing ``/`` (a directory member) is allowed.
     """
+    import re  # admission only (start-up cost)
+
     if "\x00" in name:
         return "contains a NUL byte"
     bad = re.search(_CONTROL, name)
@@ -91,6 +94,8 @@ def check_member_name(filename: str, name: str, what: str = "member") -> None:
 
 def check_entry_point_name(filename: str, name: str) -> None:
     """Raise :class:`UnsafeWheel` unless *name* can be a script's file name as it is."""
+    import re  # admission only (start-up cost)
+
     if not re.match(_SCRIPT_NAME, name) or name in (".", ".."):
         raise UnsafeWheel(
             f"{shown(filename)}: entry point name {name!r} is not a plain file name", REFUSED

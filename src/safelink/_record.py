@@ -14,7 +14,6 @@ reads back as itself, here and in ``csv`` readers (pip's, installer's).
 
 from __future__ import annotations
 
-import re
 import sys
 from binascii import b2a_base64
 from collections import namedtuple
@@ -144,6 +143,8 @@ def parse_record(text: str) -> list[RecordRow]:
     without exactly three fields or a field over :data:`FIELD_LIMIT` characters
     raises :class:`MalformedRecord`.
     """
+    import re  # parsing a RECORD: admission, uninstall, verify (start-up cost)
+
     if '"' not in text:  # nearly every RECORD: no quoting, so rows are lines split at commas
         return _parse_plain(text)
     rows: list[RecordRow] = []
@@ -187,6 +188,8 @@ def parse_record(text: str) -> list[RecordRow]:
 
 
 def _parse_plain(text: str) -> list[RecordRow]:
+    import re  # parsing a RECORD: admission, uninstall, verify (start-up cost)
+
     rows: list[RecordRow] = []
     for n, line in enumerate(re.split(_LINE_END, text), 1):
         if not line:
@@ -232,6 +235,8 @@ def read_installed(record: str, hint: str) -> list[InstalledRow]:
     Raises :class:`FileNotFoundError` when it is missing and :class:`SafelinkError`
     (one line naming the file and the reason, then *hint*) when it is malformed.
     """
+    import re  # parsing a RECORD: admission, uninstall, verify (start-up cost)
+
     from ._names import shown
 
     with open(record, "rb") as f:

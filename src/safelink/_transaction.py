@@ -39,7 +39,6 @@ installer or user can put files and symlinks there), so:
 from __future__ import annotations
 
 import errno
-import json
 import os
 import stat
 
@@ -58,6 +57,7 @@ from ._atomic import (
 from ._environment import Target
 from ._fsops import rmdir_quiet, rmtree_quiet, unlink_quiet, write_all
 from ._hooks import crash_point
+from ._jsontext import dumps
 from ._names import shown
 from ._plan import Plan
 from .errors import SafelinkError
@@ -135,9 +135,9 @@ class Transaction:
 
     def _write(self) -> None:
         key = self._keyed()
-        text = json.dumps(self._body(), sort_keys=True)
+        text = dumps(self._body(), sort_keys=True)
         mac = sign(key, "journal", os.path.basename(self.journal), text)
-        data = json.dumps({"journal": text, "mac": mac}).encode()
+        data = dumps({"journal": text, "mac": mac}).encode()
         tmp = os.path.join(self.root, make_name("tmp", key))
         with replacing(self.journal, tmp):
             fd = open_new(tmp, 0o600)
@@ -523,6 +523,8 @@ def _load(target: Target, name: str, key: bytes) -> Transaction:
                     raise _damaged(path, "too large")
         finally:
             os.close(fd)
+        import json  # reading a journal: after an interrupted run only
+
         outer = json.loads(raw)
     except OSError as exc:
         raise _damaged(path, exc.strerror or "unreadable") from None

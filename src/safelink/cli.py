@@ -6,7 +6,6 @@ and exit 1; usage errors exit 2. Nothing here is imported by the library.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -306,11 +305,15 @@ def _error(
 
 
 def _stderr_json(obj: dict[str, Any]) -> None:
+    import json  # only for --json (start-up cost)
+
     print(json.dumps({"schema": SCHEMA, **obj}), file=sys.stderr)
 
 
 def _json(obj: dict[str, Any]) -> None:
     """Print one ``--json`` document; every one carries the ``schema`` version first."""
+    import json  # only for --json (start-up cost)
+
     print(json.dumps({"schema": SCHEMA, **obj}, default=str))
 
 
@@ -627,6 +630,8 @@ def _probe(args: argparse.Namespace, cache: object) -> int:
 
 # -- the cache commands (printing only; the data comes from _cachecmd) ----------------
 def _cache_command(args: argparse.Namespace, cache: object) -> int:
+    import json
+
     from . import _cachecmd
     from ._cache import Cache
 
