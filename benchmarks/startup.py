@@ -29,7 +29,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 _LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
-WATCH = ("dataclasses", "inspect", "typing", "hashlib", "json", "threading", "argparse")
+WATCH = (
+    "dataclasses", "inspect", "typing", "hashlib", "json", "re", "threading", "argparse", "tempfile"
+)
 
 
 def parse(stderr: str) -> tuple[dict[str, int], list[str]]:
