@@ -24,7 +24,7 @@ HEAVY = (
     "dataclasses", "inspect", "typing", "hashlib", "base64", "ast", "hmac", "secrets",
     "_hashlib", "tempfile", "shutil", "random", "threading", "sysconfig", "encodings.ascii",
     "argparse", "gettext", "locale", "_sha2" if sys.version_info < (3, 12) else "_sha256",
-    "re", "json",
+    "re", "json", "safelink._bytecode", "safelink._workers",
 )  # fmt: skip
 """Modules an install from a warm cache must not import (each costs start-up time)."""
 

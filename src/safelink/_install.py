@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterable
 
 from ._atomic import create_temp
-from ._bytecode import compile_missing, link_bytecode
 from ._cache import Cache, Entry
 from ._environment import Target, resolve_target
 from ._guard import Guard
@@ -404,6 +403,8 @@ def _install_locked(
             report.warnings.append(fallback_warning(fb, cache.base))
         t2 = time.perf_counter()
         if compile_bytecode:
+            from ._bytecode import compile_missing, link_bytecode  # --compile only (start-up)
+
             compile_missing(cache, tgt, [e for _p, e, _a in entries])
         for i, ((path, entry, admitted), plan) in enumerate(zip(entries, plans, strict=True)):
             if progress:

@@ -18,7 +18,6 @@ from ._dataclass import dataclass, field
 from ._guard import FINGERPRINT_MTIME_NS, MODES_CHECKED, SEALED_FILE_MODES
 from ._plan import LinkRow
 from ._policy import Action, Fallback
-from ._workers import can_fork
 from .strategies import DirPair
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
@@ -59,6 +58,12 @@ class LinkStats:
     healed: list[str] = field(default_factory=list)
     relinked: int = 0
     """Cached files given a fresh inode because they hit the link-count limit."""
+
+
+def _can_fork() -> bool:
+    from ._workers import can_fork  # not for an install of one chunk (start-up cost)
+
+    return can_fork()
 
 
 class Linker:
@@ -104,7 +109,7 @@ class Linker:
                 tasks.append((job, i, min(i + CHUNK, len(job.rows))))
         if self.threads <= 1 or len(tasks) <= 1:
             self._run_tasks(tasks)
-        elif can_fork():
+        elif _can_fork():
             self._run_forked(tasks)
         else:
             from concurrent.futures import ThreadPoolExecutor
