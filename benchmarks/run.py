@@ -90,6 +90,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"loop filesystems to mount (default: all of {','.join(loopfs.FS_KINDS)})",
     )
     p.add_argument(
+        "--corpus",
+        choices=["bench", "awscli"],
+        default="bench",
+        help="the wheels of the whole-install rows: the 24-wheel corpus (default) or the "
+        "AWS CLI with its dependencies",
+    )
+    p.add_argument(
         "--no-loop", action="store_true", help="do not mount loop filesystems even as root"
     )
     p.add_argument("--no-pip", action="store_true", help="skip pip")
@@ -180,17 +187,22 @@ def macro_corpus(args: argparse.Namespace, scratch: Path) -> Corpus:
         d.mkdir()
         wheels, tiny = quick_corpus(d)
         return Corpus("generated (quick)", wheels, tiny, "quicktiny, 1 file", members=310)
-    log(f"fetching {len(corpus.BENCH_WHEELS)} pinned wheels (cached in {corpus.wheel_cache_dir()})")
-    paths = corpus.fetch(corpus.BENCH_WHEELS)
+    pinned, label = (
+        (corpus.awscli_wheels(), "corpus.awscli_wheels() (awscli 1.36.40 and its dependencies)")
+        if args.corpus == "awscli"
+        else (corpus.BENCH_WHEELS, "corpus.BENCH_WHEELS (real PyPI wheels)")
+    )
+    log(f"fetching {len(pinned)} pinned wheels (cached in {corpus.wheel_cache_dir()})")
+    paths = corpus.fetch(pinned)
     six = corpus.by_name("six")
     tiny = next(p for p in paths if p.name == six.filename)
     return Corpus(
-        "corpus.BENCH_WHEELS (real PyPI wheels)",
+        label,
         paths,
         tiny,
         f"{six.name} {six.version}",
-        members=sum(w.n_files for w in corpus.BENCH_WHEELS),
-        download_bytes=sum(w.size for w in corpus.BENCH_WHEELS),
+        members=sum(w.n_files for w in pinned),
+        download_bytes=sum(w.size for w in pinned),
     )
 
 

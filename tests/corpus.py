@@ -53,12 +53,14 @@ from pathlib import Path
 from typing import Literal
 
 __all__ = [
+    "AWSCLI_WHEELS",
     "BENCH_WHEELS",
     "JOURNEY_WHEELS",
     "SHAPES",
     "TEST_WHEELS",
     "CorpusError",
     "PinnedWheel",
+    "awscli_wheels",
     "by_name",
     "fetch",
     "for_this_python",
@@ -407,6 +409,132 @@ JOURNEY_WHEELS: tuple[PinnedWheel, ...] = (
 BENCH_WHEELS: tuple[PinnedWheel, ...] = TEST_WHEELS + _BENCH_ONLY
 
 _BY_NAME: dict[str, PinnedWheel] = {w.name: w for w in BENCH_WHEELS}
+
+# The AWS CLI and what it needs (awscli 1.36.40 as `pip install awscli` resolved it on
+# 2026-11-28 for CPython 3.11): a second benchmark corpus, 12 wheels and about 8,300
+# files, most of them in two wheels. Kept apart from the tiers above (it pins another
+# docutils); PyYAML is pinned once per CPython version, see awscli_wheels().
+# fmt: off
+AWSCLI_WHEELS: tuple[PinnedWheel, ...] = (
+    PinnedWheel(
+        "awscli", "1.36.40", "awscli-1.36.40-py3-none-any.whl",
+        "971c3b150c06068bc26867fe295753547780f63fcf8256d41cd38760e44d46ca",
+        _files("e5/a6/f8f35539c9b67109513ca67ea37bde39b9da2b8b6f884e3ae4019bf5ff68",
+               "awscli-1.36.40-py3-none-any.whl"),
+        "the AWS CLI: 6,008 members (examples, topics, customizations), bin scripts",
+        size=4560483, n_files=6008,
+    ),
+    PinnedWheel(
+        "botocore", "1.35.99", "botocore-1.35.99-py3-none-any.whl",
+        "b22d27b6b617fc2d7342090d6129000af2efd20174215948c0d7ae2da0fab445",
+        _files("fc/dd/d87e2a145fad9e08d0ec6edcf9d71f838ccc7acdd919acc4c0d4a93515f8",
+               "botocore-1.35.99-py3-none-any.whl"),
+        "1,842 members: service models as compressed JSON (data/), the AWS SDK core",
+        size=13293216, n_files=1842,
+    ),
+    PinnedWheel(
+        "colorama", "0.4.6", "colorama-0.4.6-py2.py3-none-any.whl",
+        "4f1d9991f5acc0ca119f9d443620b77f9d6b33703e51011c16baf57afb285fc6",
+        _files("d1/d6/3965ed04c63042e047cb6a3e6ed1a63a35087b6a609aa3a15ed8ac56c221",
+               "colorama-0.4.6-py2.py3-none-any.whl"),
+        "small pure dependency",
+        size=25335, n_files=17,
+    ),
+    PinnedWheel(
+        "docutils", "0.16", "docutils-0.16-py2.py3-none-any.whl",
+        "0c5b78adfbf7762415433f5515cd5c9e762339e23369dbe8000d84a4bf4ab3af",
+        _files("81/44/8a15e45ffa96e6cf82956dd8d7af9e666357e16b0d93b253903475ee947f",
+               "docutils-0.16-py2.py3-none-any.whl"),
+        "docutils 0.16, as awscli pins it (<0.17)",
+        size=548181, n_files=203,
+    ),
+    PinnedWheel(
+        "jmespath", "1.1.0", "jmespath-1.1.0-py3-none-any.whl",
+        "a5663118de4908c91729bea0acadca56526eb2698e83de10cd116ae0f4e97c64",
+        _files("14/2f/967ba146e6d58cf6a652da73885f52fc68001525b4197effc174321d70b4",
+               "jmespath-1.1.0-py3-none-any.whl"),
+        "small pure dependency",
+        size=20419, n_files=14,
+    ),
+    PinnedWheel(
+        "pyasn1", "0.6.5", "pyasn1-0.6.5-py3-none-any.whl",
+        "4017b0fce125096b8573b39c989fdb1a4b19cf761e683398184550fea0e66587",
+        _files("19/1f/3eefd5c84c35cae44549ce1c7f7e58f7945b34f5a6bce07a135438522073",
+               "pyasn1-0.6.5-py3-none-any.whl"),
+        "small pure dependency",
+        size=84807, n_files=38,
+    ),
+    PinnedWheel(
+        "python-dateutil", "2.9.0.post0", "python_dateutil-2.9.0.post0-py2.py3-none-any.whl",
+        "a8b2bc7bffae282281c8140a97d3aa9c14da0b136dfe83f850eea9a5f7470427",
+        _files("ec/57/56b9bcc3c9c6a792fcbaf139543cee77261f3651ca9da0c93f5c1221264b",
+               "python_dateutil-2.9.0.post0-py2.py3-none-any.whl"),
+        "small pure dependency",
+        size=229892, n_files=25,
+    ),
+    PinnedWheel(
+        "rsa", "4.7.2", "rsa-4.7.2-py3-none-any.whl",
+        "78f9a9bf4e7be0c5ded4583326e7461e3a3c5aae24073648b4bdfa797d78c9d2",
+        _files("e9/93/0c0f002031f18b53af7a6166103c02b9c0667be528944137cc954ec921b3",
+               "rsa-4.7.2-py3-none-any.whl"),
+        "small pure dependency, console_scripts",
+        size=34505, n_files=21,
+    ),
+    PinnedWheel(
+        "s3transfer", "0.10.4", "s3transfer-0.10.4-py3-none-any.whl",
+        "244a76a24355363a68164241438de1b72f8781664920260c48465896b712a41e",
+        _files("66/05/7957af15543b8c9799209506df4660cba7afc4cf94bfb60513827e96bed6",
+               "s3transfer-0.10.4-py3-none-any.whl"),
+        "small pure dependency",
+        size=83175, n_files=22,
+    ),
+    PinnedWheel(
+        "six", "1.17.0", "six-1.17.0-py2.py3-none-any.whl",
+        "4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",
+        _files("b7/ce/149a00dd41f10bc29e5921b496af8b574d8413afcd5e30dfa0ed46c2cc5e",
+               "six-1.17.0-py2.py3-none-any.whl"),
+        "one module",
+        size=11050, n_files=6,
+    ),
+    PinnedWheel(
+        "urllib3", "2.8.0", "urllib3-2.8.0-py3-none-any.whl",
+        "0cf3cae568d36aa9576b28dfb35f11328f1cb974ca7647d9475ebb86c75ac6e3",
+        _files("92/9d/c4e665119135114480843e7ab388fa94d8480650450e6f8e26b70d323a4c",
+               "urllib3-2.8.0-py3-none-any.whl"),
+        "small pure dependency",
+        size=135717, n_files=42,
+    ),
+)
+
+def _pyyaml(minor: int, sha256: str, path: str, size: int) -> PinnedWheel:
+    tags = f"cp3{minor}-cp3{minor}-manylinux2014_x86_64.manylinux_2_17_x86_64.manylinux_2_28_x86_64"
+    filename = f"pyyaml-6.0.4-{tags}.whl"
+    return PinnedWheel(
+        "pyyaml", "6.0.4", filename, sha256, _files(path, filename),
+        f"PyYAML with its C extension, for CPython 3.{minor}", size=size, n_files=28,
+    )
+
+
+_PYYAML_AWSCLI: dict[int, PinnedWheel] = {
+    10: _pyyaml(10, "88a089e6424a8a256321270620d5a4328ad5227fb2061b07d33f596894336914",
+                "e8/d8/4e4b17fa9eafeaf6402e8f2ec46e76fd64930cf02be909a67310b222f217", 798866),
+    11: _pyyaml(11, "622aa875fa6533f25fedcffe23079357d65a690d462200afed5d8e9d0e01ebee",
+                "9d/3e/c1c307b6c03e4ea7d86f166f14920ead07aecc35e88d873814d12aa2da66", 828016),
+    12: _pyyaml(12, "93bfb2459195406a518e2f487a9bbf01df240175f31e06f5a252ac6734c7bbf0",
+                "94/80/1d27f7084b983b7cfd1fb35e65a38276d9eddfdcdabc0922bb26cf9521bc", 849249),
+    13: _pyyaml(13, "50588147ab2c6a59b5f990a4905db80899a6c2bd197e046a6201f1e67587e794",
+                "70/f2/f280d52f22f6d9853517d02495c02fbf4c80214fae8ca498efa8605013da", 838459),
+}
+# fmt: on
+
+
+def awscli_wheels(version: tuple[int, int] | None = None) -> tuple[PinnedWheel, ...]:
+    """The awscli corpus for CPython *version* (default: this one)."""
+    minor = (version or sys.version_info[:2])[1]
+    if minor not in _PYYAML_AWSCLI:
+        raise KeyError(f"no pinned PyYAML wheel for CPython 3.{minor}")
+    return (*AWSCLI_WHEELS, _PYYAML_AWSCLI[minor])
+
 
 
 def by_name(name: str) -> PinnedWheel:

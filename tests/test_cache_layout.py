@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,13 +91,10 @@ def test_size_and_clean_cover_every_sub_directory(tmp_path: Path, cache_dir: Pat
     data = json.loads(proc.stdout)
     assert data["schema"] == 1
     assert sorted(data["removed"]) == ["demo-1.0-py3-none-any.whl", "other-1.0-py3-none-any.whl"]
-    left = {
-        str(p.relative_to(cache_dir / "v1"))
-        for p in (cache_dir / "v1").rglob("*")
-        if not p.is_dir()
+    # what an empty cache holds: its sub-directories, empty (no lock files either)
+    assert {p: kind for p, (kind, _mode, _size) in tree(cache_dir, content=False).items()} == {
+        "v1": "dir", **{f"v1/{sub}": "dir" for sub in present - set(_layout.REMEMBERED)}
     }
-    assert {p for p in left if not p.startswith("locks/")} == set(), left
-    assert all(os.path.getsize(cache_dir / "v1" / p) == 0 for p in left)  # empty lock files
     assert tree(venv) == env_before  # environments keep their files
     size = json.loads(run_cli("cache", "size", "--json", check=True).stdout)
     assert size["entries"] == 0 and size["files"] == 0
@@ -167,3 +165,86 @@ def test_owner_check_never_signals_on_windows(monkeypatch: pytest.MonkeyPatch) -
     assert _layout.pid_alive(4242)
     assert not _layout.temp_is_stale(_layout.temp_name(_layout.ADMIT, pid=4242))
     assert calls == []
+
+
+_KILLED_WRITER = """
+import os, sys
+import safelink
+from safelink import _guard
+from safelink.strategies import probe
+
+os.replace = lambda *a, **k: os.kill(os.getpid(), 9)  # killed just before its rename
+cache = safelink.Cache(sys.argv[1])
+writer, arg = sys.argv[2:]
+if writer == "index":
+    cache.wheel_sha256(arg)
+elif writer == "probe":
+    probe.probe(cache.root, arg, refresh=True)
+else:
+    (entry,) = cache.entries()
+    _guard.heal(entry.plan, entry.files, "demo/__init__.py", arg)
+"""
+
+
+def test_prune_removes_the_temps_of_killed_writers_and_spares_live_ones(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """A process killed while it replaces a file of the cache (an index record, a
+    remembered probe, a healed cached file) leaves its temporary name next to that file:
+    ``cache prune`` removes it, and leaves alone one that a live process is writing."""
+    whl = make_wheel(tmp_path, "demo", "1.0", {"demo/__init__.py": b"X = 1\n"})
+    venv = make_venv(tmp_path / "venv")
+    run_cli("install", "--python", str(venv), str(whl), check=True)
+    before = tree(cache_dir, content=False)
+    other_path = tmp_path / "copy" / whl.name  # not indexed yet: its hash gets recorded
+    other_path.parent.mkdir()
+    other_path.write_bytes(whl.read_bytes())
+    for writer, arg in (("index", other_path), ("probe", tmp_path), ("heal", whl)):
+        proc = subprocess.run(
+            [sys.executable, "-c", _KILLED_WRITER, str(cache_dir), writer, str(arg)],
+            capture_output=True,
+        )
+        assert proc.returncode == -9, proc.stderr
+    left = set(tree(cache_dir, content=False)) - set(before)
+    kinds = {(_layout.parse_temp(os.path.basename(p)) or ("not _layout's",))[0] for p in left}
+    assert kinds == {_layout.WRITE, _layout.HEAL}, left
+    assert len(left) == 3 and {p.split("/")[1] for p in left} == {"index", "probes", "entries"}
+    # one being written right now, by a live process: not stale
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        index = cache_dir / "v1" / "index"
+        live = index / (next(iter(os.listdir(index))) + _layout.temp_name(_layout.WRITE,
+                                                                           pid=sleeper.pid))
+        live.write_bytes(b"")
+        mine = Path(_layout.temp_beside(str(cache_dir / "v1" / "probes" / "x.json"),
+                                        _layout.WRITE))
+        mine.write_bytes(b"")  # this test's own process is alive too
+        proc = run_cli("cache", "prune", "--json", check=True)
+        assert json.loads(proc.stdout)["temp_dirs"] == 3
+        after = tree(cache_dir, content=False)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    rel = {str(p.relative_to(cache_dir)) for p in (live, mine)}
+    assert set(after) - rel == set(before)
+    assert {k: v for k, v in after.items() if k not in rel} == before
+    assert (site_packages(venv) / "demo" / "__init__.py").read_bytes() == b"X = 1\n"
+
+
+def test_a_refused_wheel_leaves_the_cache_as_it_was(tmp_path: Path, cache_dir: Path) -> None:
+    """Neither a wheel refused while it is admitted nor one refused against the entry it
+    matches leaves anything in the cache (an index record, a lock file)."""
+    whl = make_wheel(tmp_path, "demo", "1.0", {"demo/__init__.py": b"X = 1\n"})
+    venv = make_venv(tmp_path / "venv")
+    run_cli("install", "--python", str(venv), str(whl), check=True)
+    (tmp_path / "evil").mkdir()
+    evil = make_wheel(tmp_path / "evil", "evil", "1.0", {"evil/../../x.py": b"boom\n"})
+    renamed = tmp_path / "renamed" / "demo-2.0-py3-none-any.whl"  # the same bytes as *whl*
+    renamed.parent.mkdir()
+    renamed.write_bytes(whl.read_bytes())
+    before, env_before = tree(cache_dir), tree(venv)
+    for bad in (evil, renamed):
+        proc = run_cli("install", "--python", str(venv), str(bad))
+        assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+        assert tree(cache_dir) == before, bad.name
+    assert tree(venv) == env_before

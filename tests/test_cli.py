@@ -136,6 +136,33 @@ def test_verify_still_finds_an_edit_in_a_real_environment(
     assert run_cli("verify", "--env", str(venv)).returncode == 0
 
 
+def test_verify_and_repair_escape_record_paths(tmp_path: Path, cache_dir: Path) -> None:
+    """An installed RECORD is untrusted: a path in it with an escape sequence or a
+    newline is printed escaped, never recolouring the terminal or faking a line."""
+    import csv
+    import io
+
+    whl = make_wheel(tmp_path, "demo", "1.0", {"demo/__init__.py": b"X = 1\n"})
+    venv = make_venv(tmp_path / "venv")
+    run_cli("install", "--python", str(venv), str(whl), check=True)
+    site = site_packages(venv)
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(
+        ["demo/\x1b[31mred\nclean.py", "sha256=" + "A" * 43, "3"]
+    )
+    with open(site / "demo-1.0.dist-info" / "RECORD", "a", encoding="utf-8") as f:
+        f.write(buf.getvalue())
+    shown = f"{site}/demo/\\x1b[31mred\\nclean.py"
+    proc = run_cli("verify", "--env", str(venv))
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        1, f"{venv}: modified {shown} (demo-1.0: missing)\n", ""
+    )
+    proc = run_cli("repair", "--env", str(venv))
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        0, f"cannot restore {shown}: not installed from a cache entry\n", ""
+    )
+
+
 # -- a path that is not an environment ---------------------------------------------
 
 
@@ -304,13 +331,15 @@ def test_uninstall_of_something_not_installed_warns_like_pip(
             "six",
             "safelink: error: 'six' is not a wheel file; safelink does not resolve requirements "
             "(get wheels with 'pip download -d wheels six' or 'pip wheel', "
-            "then 'safelink install wheels/*.whl')",
+            "then 'safelink install wheels/*.whl'; or, from a lock file, "
+            "'safelink install -r pylock.toml' or 'safelink sync pylock.toml')",
         ),
         (
             "requests>=2",
             "safelink: error: 'requests>=2' is not a wheel file; safelink does not resolve "
             "requirements (get wheels with 'pip download -d wheels 'requests>=2'' or 'pip wheel', "
-            "then 'safelink install wheels/*.whl')",
+            "then 'safelink install wheels/*.whl'; or, from a lock file, "
+            "'safelink install -r pylock.toml' or 'safelink sync pylock.toml')",
         ),
         (
             "https://example.org/six-1.17.0-py2.py3-none-any.whl",

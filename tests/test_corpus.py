@@ -454,3 +454,18 @@ def test_journey_wheel_matches_pin(name: str) -> None:
     wheel = corpus.for_this_python(name)
     [path] = corpus.fetch([wheel])
     _check_pin(wheel, path, crc=False)
+
+
+@pytest.mark.parametrize("minor", [m for _, m in PYTHONS])
+def test_awscli_pins_are_well_formed_for_each_python(minor: int) -> None:
+    wheels = corpus.awscli_wheels((3, minor))
+    assert len({w.name for w in wheels}) == len(wheels) == 12
+    for wheel in wheels:
+        name, version, _build, tags = parse_wheel_filename(wheel.filename)
+        assert wheel.name == canonicalize_name(name) and str(version) == wheel.version
+        assert re.fullmatch(r"[0-9a-f]{64}", wheel.sha256)
+        assert wheel.url.endswith("/" + wheel.filename)
+        assert wheel.size > 0 and wheel.n_files > 0 and wheel.why
+        assert tags & _supported_tags(minor), f"{wheel.filename}: not for CPython 3.{minor}"
+    with pytest.raises(KeyError):
+        corpus.awscli_wheels((3, 9))

@@ -185,7 +185,7 @@ def test_crash_during_admission(tmp_path: Path, new_venv: Path, point: str) -> N
     assert unlisted(new_venv, set(before)) == set()
 
     proc = run_cli("cache", "prune", "--cache-dir", str(cache_dir), check=True)
-    assert "1 stale temp dirs" in proc.stdout
+    assert "1 stale temp files" in proc.stdout
     assert os.listdir(cache_dir / "v1" / "tmp") == []
     assert cache.get(sha) == entry  # in use by the venv: kept
 
@@ -203,7 +203,7 @@ def test_prune_spares_admissions_still_running(tmp_path: Path) -> None:
         (d / "files" / "x.py").write_bytes(b"")
         (d / "files" / "x.py").chmod(0o444)
     proc = run_cli("cache", "prune", "--cache-dir", str(cache), check=True)
-    assert "1 stale temp dirs" in proc.stdout
+    assert "1 stale temp files" in proc.stdout
     assert live.exists() and not dead.exists()
 
 
@@ -379,3 +379,26 @@ def test_hook_is_inert_for_other_points(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     check_record(venv, "demo-1.0.dist-info")
+
+
+def test_repair_first_rolls_back_an_interrupted_install(tmp_path: Path, new_venv: Path) -> None:
+    """Half an install is not damage: ``repair --env`` finishes or rolls back a dead
+    transaction first (as install and uninstall do), then repairs what is left."""
+    cache = tmp_path / "cache"
+    install(new_venv, cache, demo_wheel(tmp_path, "1.0"))
+    before = tree(new_venv)
+    crash_install(new_venv, cache, demo_wheel(tmp_path, "2.0"), point="install-after-link")
+    crashed = tree(new_venv)
+    args = ["repair", "--cache-dir", str(cache), "--env", str(new_venv)]
+    proc = run_cli(*args, "--dry-run")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        0, f"would first finish or roll back an interrupted safelink run in {new_venv}\n", ""
+    )
+    assert tree(new_venv) == crashed
+    proc = run_cli(*args)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        0, f"rolled back an interrupted install of demo 2.0 in {new_venv}\n", ""
+    )
+    assert tree(new_venv) == before
+    assert no_transaction_left(new_venv)
+    assert run_cli(*args).stdout == "nothing to repair\n"

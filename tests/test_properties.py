@@ -201,3 +201,57 @@ def test_random_safe_wheel_lands_only_in_scheme_dirs(
                 d = os.path.dirname(d)
         dirs = {str(target / rel) for rel, (kind, _m, _d) in listing.items() if kind == "dir"}
         assert dirs <= parents
+
+
+def _reference_name_problem(name: str) -> str | None:
+    """The component-by-component rule, as written before the fast path: the fast
+    path must give the same answer, message included, for every name."""
+    import re
+
+    from safelink._names import MAX_DEPTH, MAX_NAME_BYTES
+
+    if "\x00" in name:
+        return "contains a NUL byte"
+    bad = re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", name)
+    if bad:
+        return f"contains the control character {repr(bad.group())[1:-1]}"
+    if "\\" in name:
+        return "contains a backslash"
+    if name.startswith("/"):
+        return "is an absolute path"
+    if re.match(r"^.:", name, re.DOTALL):
+        return "starts with a drive prefix"
+    parts = name[:-1].split("/") if name.endswith("/") else name.split("/")
+    if len(parts) > MAX_DEPTH:
+        return f"is nested {len(parts)} levels deep, more than {MAX_DEPTH}"
+    for part in parts:
+        if part in ("", ".", ".."):
+            return "has an empty, '.' or '..' path component"
+        if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            return f"has a path component longer than {MAX_NAME_BYTES} bytes"
+    return None
+
+
+_component = st.one_of(
+    st.sampled_from(["", ".", "..", "a", "é", "x" * 255, "x" * 256, "é" * 128, "\u20ac" * 86]),
+    st.text(max_size=6),
+)
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(st.lists(_component, min_size=1, max_size=5), st.booleans())
+def test_name_problem_fast_path_agrees_with_the_component_rule(
+    parts: list[str], trailing_slash: bool
+) -> None:
+    from safelink._names import name_problem
+
+    name = "/".join(parts) + ("/" if trailing_slash else "")
+    assert name_problem(name) == _reference_name_problem(name)
+
+
+def test_name_problem_depth_and_length_edges() -> None:
+    from safelink._names import MAX_DEPTH, name_problem
+
+    for name in ("a/" * (MAX_DEPTH - 1) + "a", "a/" * MAX_DEPTH + "a", "a/" * MAX_DEPTH,
+                 "x" * 255, "x" * 256, "é" * 127 + "x", "é" * 128, "", "/", "a//"):
+        assert name_problem(name) == _reference_name_problem(name), name

@@ -98,13 +98,13 @@ def test_sync_add_noop_replace_remove(box: dict[str, Path]) -> None:
     before = snapshot(box)
     proc = sync_cli(lock, venv, "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[:2] == ["+ alpha==1.0", "+ beta==1.0"]
+    assert proc.stdout.splitlines()[:2] == [" + alpha==1.0", " + beta==1.0"]
     assert "would change 2 distribution(s) (2 added, 0 replaced, 0 removed)" in proc.stdout
     assert snapshot(box) == before  # a dry run touches nothing, not even the cache
 
     proc = sync_cli(lock, venv)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[:2] == ["+ alpha==1.0", "+ beta==1.0"]
+    assert proc.stdout.splitlines()[:2] == [" + alpha==1.0", " + beta==1.0"]
     sp = site_packages(venv)
     assert (sp / "alpha.py").read_text() == "VALUE = '1.0'\n"
     assert (sp / "alpha-1.0.dist-info" / "safelink.json").is_file()
@@ -123,7 +123,7 @@ def test_sync_add_noop_replace_remove(box: dict[str, Path]) -> None:
     lock = lock_of(box, ("alpha", "2.0"), ("gamma", "1.0"))
     proc = sync_cli(lock, venv)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[:3] == ["~ alpha 1.0 -> 2.0", "+ gamma==1.0", "- beta==1.0"]
+    assert proc.stdout.splitlines()[:3] == [" ~ alpha 1.0 -> 2.0", " + gamma==1.0", " - beta==1.0"]
     names = sorted(p.name for p in sp.iterdir() if p.name != "__pycache__")
     assert names == ["alpha-2.0.dist-info", "alpha.py", "gamma-1.0.dist-info", "gamma.py"]
     assert [p.name for p in venv.iterdir() if p.name.startswith(".safelink")] == []
@@ -136,7 +136,7 @@ def test_same_version_from_another_wheel_is_replaced(box: dict[str, Path]) -> No
     rebuilt = make_wheel(box["wheels"], "alpha", "1.0", {"alpha.py": b"VALUE = 'rebuilt'\n"})
     write_lock(box["proj"], package("alpha", "1.0", [rebuilt], box["proj"]))
     proc = sync_cli(lock, venv)
-    assert proc.stdout.splitlines()[0] == "~ alpha 1.0 -> 1.0", proc.stderr
+    assert proc.stdout.splitlines()[0] == " ~ alpha 1.0 -> 1.0", proc.stderr
     assert (site_packages(venv) / "alpha.py").read_text() == "VALUE = 'rebuilt'\n"
 
 
@@ -147,13 +147,13 @@ def test_reinstall_forces_and_install_r_keeps_others(box: dict[str, Path]) -> No
     lock = lock_of(box, ("alpha", "1.0"))
     proc = sync_cli(lock, venv, command="install")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[0] == "+ alpha==1.0"
+    assert proc.stdout.splitlines()[0] == " + alpha==1.0"
     assert "0 removed" in proc.stdout
     sp = site_packages(venv)
     assert (sp / "other.py").exists()
     record = (sp / "alpha-1.0.dist-info" / "RECORD").stat().st_ino
     proc = sync_cli(lock, venv, "--reinstall", command="install")
-    assert proc.stdout.splitlines()[0] == "~ alpha 1.0 -> 1.0", proc.stderr
+    assert proc.stdout.splitlines()[0] == " ~ alpha 1.0 -> 1.0", proc.stderr
     assert (sp / "alpha-1.0.dist-info" / "RECORD").stat().st_ino != record
     # A wheel installed by file is recognised too: sync to a lock naming that very wheel.
     write_lock(
@@ -214,7 +214,7 @@ def test_sync_is_one_transaction_kill_rolls_back_removal_too(box: dict[str, Path
     assert proc.stderr == (
         f"safelink: warning: rolled back an interrupted install of alpha 2.0 in {venv}\n"
     )
-    assert proc.stdout.splitlines()[:2] == ["~ alpha 1.0 -> 2.0", "- beta==1.0"]
+    assert proc.stdout.splitlines()[:2] == [" ~ alpha 1.0 -> 2.0", " - beta==1.0"]
     assert sorted(p.name for p in site_packages(venv).iterdir()) == [
         "alpha-2.0.dist-info",
         "alpha.py",
@@ -235,7 +235,7 @@ def test_distribution_without_record_is_reported_not_removed(box: dict[str, Path
         "(installed by a tool that keeps none); remove it by hand\n"
     )
     assert (odd / "METADATA").exists()
-    assert proc.stdout.splitlines()[0] == "+ alpha==1.0"
+    assert proc.stdout.splitlines()[0] == " + alpha==1.0"
 
 
 def test_api_sync_and_install_lock(box: dict[str, Path]) -> None:
@@ -243,14 +243,14 @@ def test_api_sync_and_install_lock(box: dict[str, Path]) -> None:
     lock = lock_of(box, ("alpha", "1.0"))
     report = safelink.install_lock(lock, venv)
     assert isinstance(report, safelink.SyncReport)
-    assert report.lines() == ["+ alpha==1.0"]
+    assert report.lines() == [" + alpha==1.0"]
     assert report.install is not None and report.install.wheels[0].name == "alpha"
     events: list[str] = []
     report = safelink.sync(lock, venv, reinstall=True, progress=lambda e: events.append(e.stage))
-    assert report.lines() == ["~ alpha 1.0 -> 1.0"]
+    assert report.lines() == [" ~ alpha 1.0 -> 1.0"]
     assert "link" in events
     d = report.to_dict()
-    assert d["lines"] == ["~ alpha 1.0 -> 1.0"] and d["install"]["wheels"][0]["name"] == "alpha"
+    assert d["lines"] == [" ~ alpha 1.0 -> 1.0"] and d["install"]["wheels"][0]["name"] == "alpha"
 
 
 # -- selection against the target interpreter --------------------------------------------
@@ -283,11 +283,11 @@ def test_markers_and_tags_are_the_targets(box: dict[str, Path], tmp_path: Path) 
     )
     proc = sync_cli(lock, venv310)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[:2] == ["+ fast==1.0", "+ backport==1.0"]
+    assert proc.stdout.splitlines()[:2] == [" + fast==1.0", " + backport==1.0"]
     sp310 = venv310 / "lib" / "python3.10" / "site-packages"
     assert (sp310 / "fast.py").read_text() == "WHO = 310\n"
     proc = sync_cli(lock, box["venv"])
-    assert proc.stdout.splitlines()[:1] == ["+ fast==1.0"], proc.stderr
+    assert proc.stdout.splitlines()[:1] == [" + fast==1.0"], proc.stderr
     if sys.version_info >= (3, 11):
         assert not (site_packages(box["venv"]) / "backport.py").exists()
         assert (site_packages(box["venv"]) / "fast.py").read_text() == "WHO = 'ours'\n"
@@ -308,9 +308,9 @@ def test_extras_and_groups(box: dict[str, Path]) -> None:
     lock = write_lock(proj, *pkgs, header=header)
     venv = box["venv"]
     proc = sync_cli(lock, venv, "--dry-run")
-    assert proc.stdout.splitlines()[:2] == ["+ base==1.0", "+ tester==1.0"], proc.stderr
+    assert proc.stdout.splitlines()[:2] == [" + base==1.0", " + tester==1.0"], proc.stderr
     proc = sync_cli(lock, venv, "--dry-run", "--extras", "fancy", "--group", "docs")
-    assert proc.stdout.splitlines()[:3] == ["+ base==1.0", "+ fancy==1.0", "+ docer==1.0"]
+    assert proc.stdout.splitlines()[:3] == [" + base==1.0", " + fancy==1.0", " + docer==1.0"]
     proc = sync_cli(lock, venv, "--dry-run", "--extras", "nope")
     assert proc.returncode == 1
     assert proc.stderr == f"safelink: error: {lock}: Undeclared extras: nope\n"
@@ -328,6 +328,30 @@ def refuse(box: dict[str, Path], lock: Path, message: str, *args: str) -> None:
     assert proc.stderr == f"safelink: error: {message}\n"
     assert proc.stdout == ""
     assert snapshot(box) == before
+
+
+def test_sync_and_install_print_one_change_line_format(box: dict[str, Path]) -> None:
+    """``sync`` and ``install`` name each change with one formatter (as uv does):
+    `` + name==version``, `` ~ name old -> new``, `` - name==version``."""
+    import re
+
+    from test_progress import run_in_pty
+
+    venv = box["venv"]
+    proc = sync_cli(lock_of(box, ("alpha", "1.0"), ("beta", "1.0")), venv)
+    assert proc.stdout.splitlines()[:-1] == [" + alpha==1.0", " + beta==1.0"], proc.stderr
+    assert proc.stdout.splitlines()[-1].startswith("changed 2 distribution(s) (2 added, ")
+    proc = sync_cli(lock_of(box, ("alpha", "2.0")), venv)
+    assert proc.stdout.splitlines()[:-1] == [" ~ alpha 1.0 -> 2.0", " - beta==1.0"]
+
+    other = make_venv(box["proj"] / "other")  # install prints its lines on a terminal
+    for version, line in (("1.0", " + alpha==1.0"), ("2.0", " ~ alpha 1.0 -> 2.0")):
+        whl = box["wheels"] / f"alpha-{version}-py3-none-any.whl"
+        code, chunks = run_in_pty(["install", "--python", str(other), str(whl)], {})
+        screen = b"".join(c for _, c in chunks).decode()
+        final = re.split(r"\r\x1b\[2K", screen)[-1].replace("\r\n", "\n").splitlines()
+        assert code == 0 and final[0].startswith("Installed 1 wheel into "), screen
+        assert final[1:] == [line]
 
 
 def lock_of_seed(box: dict[str, Path]) -> Path:
@@ -497,4 +521,4 @@ def test_noop_sync_imports_neither_packaging_nor_the_installer(box: dict[str, Pa
     # Another lock (other bytes) is selected afresh, of course.
     lock = lock_of(box, ("alpha", "2.0"), ("beta", "1.0"))
     proc = sync_cli(lock, venv)
-    assert proc.stdout.splitlines()[0] == "~ alpha 1.0 -> 2.0", proc.stderr
+    assert proc.stdout.splitlines()[0] == " ~ alpha 1.0 -> 2.0", proc.stderr

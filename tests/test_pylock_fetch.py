@@ -89,7 +89,7 @@ def test_download_once_then_offline_everywhere(box: dict[str, Any], tmp_path: Pa
     lock = url_lock(box, *((n, server.file_url(corpus.by_name(n).filename)) for n in names))
     proc = sync(box, lock)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[:3] == ["+ six==1.17.0", "+ idna==3.10", "+ pyflakes==3.2.0"]
+    assert proc.stdout.splitlines()[:3] == [" + six==1.17.0", " + idna==3.10", " + pyflakes==3.2.0"]
     assert ", 3 downloaded in " in proc.stdout
     assert sorted(server.requests) == sorted(f"/files/{corpus.by_name(n).filename}" for n in names)
     for n in names:  # kept by sha256, exactly the pinned bytes

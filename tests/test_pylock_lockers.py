@@ -238,7 +238,7 @@ def test_uv_export_with_and_without_an_extra_and_a_group(
     assert (site_dir(ours) / "idna").is_dir() and (site_dir(ours) / "pyflakes").is_dir()
     proc = run_cli("sync", str(lean), "--python", str(ours), env=clean_env())
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[:2] == ["- idna==3.10", "- pyflakes==3.2.0"]
+    assert proc.stdout.splitlines()[:2] == [" - idna==3.10", " - pyflakes==3.2.0"]
     assert not (site_dir(ours) / "idna").exists()
     assert not (ours / "bin" / "pyflakes").exists()
 

@@ -192,22 +192,25 @@ def test_one_command_parser_is_the_whole_parser_for_that_command() -> None:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
 def test_no_fork_while_another_thread_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """can_fork() no longer imports threading, but still sees its threads."""
+    """Where the kernel's thread count is unknown (no /proc), can_fork() asks threading,
+    without importing it: before it is imported, no thread it would count exists."""
     import threading
 
-    from safelink._workers import can_fork
+    from safelink import _workers
 
     monkeypatch.delenv("SAFELINK_TEST_CRASH", raising=False)
-    assert can_fork()
+    monkeypatch.setattr(_workers, "os_threads", lambda: None)
     stop = threading.Event()
     t = threading.Thread(target=stop.wait)
     t.start()
     try:
-        assert not can_fork()
+        assert not _workers.can_fork()
+        monkeypatch.delitem(sys.modules, "threading")
+        assert _workers.can_fork()
+        assert "threading" not in sys.modules
     finally:
         stop.set()
         t.join()
-    assert can_fork()
 
 
 def _install_parser() -> argparse.ArgumentParser:

@@ -354,10 +354,26 @@ def test_older_and_newer_minor_wheel_versions_install(box: Box, wv: str, warns: 
         assert proc.returncode == 0, proc.stderr
         warning = (
             f"safelink: warning: demo-1.0-py3-none-any.whl has Wheel-Version {wv}, newer than "
-            "the 1.0 this installer implements; installing it anyway"
+            "this installer implements; installing it anyway"
         )
         assert proc.stderr.splitlines() == ([warning] if warns else [])
     assert (site_packages(box.venv) / "demo.py").read_bytes() == b"x = 1\n"
+
+
+@pytest.mark.parametrize(("wv", "warns"), [("2.0", False), ("2.1", False), ("2.2", True)])
+def test_the_supported_wheel_version_has_one_home(
+    box: Box, wv: str, warns: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refusal (major) and warning (minor) follow the one constant in ``_wheel``."""
+    from safelink import _wheel
+
+    monkeypatch.setattr(_wheel, "SUPPORTED_WHEEL_VERSION", (2, 1))
+    report = safelink.install([_wheel_version(box, wv)], box.venv)
+    newer = [w for w in report.warnings if "Wheel-Version" in w]
+    assert newer == (
+        [f"demo-1.0-py3-none-any.whl has Wheel-Version {wv}, newer than this installer "
+         "implements; installing it anyway"] if warns else []
+    )
 
 
 # -- 12.1: an installed RECORD is untrusted input ----------------------------------------------

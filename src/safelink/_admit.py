@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from zipfile import ZipFile, ZipInfo
 
-    from ._cache import Cache, Entry
+    from ._cache import Cache
+    from ._plan import Plan
     from ._wheel import Member, WheelInfo
 
 _CHUNK = 1 << 20
@@ -59,10 +60,9 @@ def admit_locked(
     max_unpacked: int | None,
     f: BinaryIO,
     st: os.stat_result,
-) -> Entry:
-    """Unpack the open wheel *f* (hash *sha*) into a new entry; the entry lock is held."""
-    from ._cache import Entry
-
+) -> tuple[str, Plan]:
+    """Unpack the open wheel *f* (hash *sha*) into a new entry; the entry lock is held.
+    Returns the entry's directory and its plan."""
     try:
         tmp = _layout.temp_path(cache.ensure_dir(_layout.TMP), _layout.ADMIT)
         os.mkdir(tmp, 0o755)  # the entry it becomes: only this user may write it
@@ -101,7 +101,7 @@ def admit_locked(
         now = os.fstat(f.fileno())
         if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
             raise SafelinkError(
-                f"{wheel} changed while it was being unpacked; nothing was kept",
+                f"{shown(wheel)} changed while it was being unpacked; nothing was kept",
                 "install it again once whatever writes it has finished",
             )
         from ._plan import make_plan
@@ -129,9 +129,7 @@ def admit_locked(
     except BaseException:
         rmtree(tmp)
         raise
-    entry = Entry(dest, sha)
-    entry.__dict__["plan"] = plan  # known already (and safe from an eviction right now)
-    return entry
+    return dest, plan
 
 
 def _extract(zf: ZipFile, info: WheelInfo, dest: str, wheel: str) -> set[str]:
@@ -339,13 +337,19 @@ def _extract_some(
             if head == b"#!python" and m.name.startswith(scripts_prefix):
                 shebang.add(m.name)
             if size != m.size:
-                raise InvalidWheel(f"{wheel}: {m.name} is {size} bytes, RECORD says {m.size}")
+                raise InvalidWheel(
+                    f"{shown(wheel)}: {shown(m.name)} is {size} bytes, RECORD says {m.size}"
+                )
             if encode_digest(h.digest()) != m.hash_hex:
-                raise InvalidWheel(f"{wheel}: {m.name} does not match its RECORD hash")
+                raise InvalidWheel(
+                    f"{shown(wheel)}: {shown(m.name)} does not match its RECORD hash"
+                )
             seal(fd, os.path.join(dest, m.name), sealed_mode(m.executable))
         except (*corrupt, ValueError, NotImplementedError) as exc:
             # ValueError: a local name flagged UTF-8 that is not (zipfile.open's path)
-            raise InvalidWheel(f"{wheel}: corrupt archive at {m.name}: {exc}") from None
+            raise InvalidWheel(
+                f"{shown(wheel)}: corrupt archive at {shown(m.name)}: {shown(str(exc))}"
+            ) from None
         finally:
             os.close(fd)
         crash_point("admit-mid")

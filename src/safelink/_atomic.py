@@ -96,6 +96,10 @@ def replacing(path: str, tmp: str) -> Iterator[None]:
 def write_new(path: str, data: bytes, mode: int = 0o644, *, token: str | None = None) -> None:
     """Replace *path* with a new file holding *data*, in one rename; nothing left on failure."""
     fd, tmp = create_temp(path, mode, token=token)
+    _write_replacing(path, tmp, fd, data, token)
+
+
+def _write_replacing(path: str, tmp: str, fd: int, data: bytes, token: str | None) -> None:
     with replacing(path, tmp):
         try:
             write_all(fd, data)
@@ -112,12 +116,21 @@ def write_fresh(path: str, data: bytes, mode: int) -> None:
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    """Replace *path* with *data* in one rename; raise on failure, leaving nothing behind."""
-    write_new(path, data, 0o644)
+    """Replace *path*, a file of the cache, with *data* in one rename; raise on failure,
+    leaving nothing behind.
+
+    The temporary name comes from ``_layout`` (kind ``write``, with this process's id),
+    like every temporary name in the cache, so that ``cache prune`` can tell one a
+    killed process left from one being written right now.
+    """
+    from . import _layout
+
+    tmp = _layout.temp_beside(path, _layout.WRITE)
+    _write_replacing(path, tmp, open_new(tmp, 0o644), data, None)
 
 
 def remember(path: str, data: bytes) -> None:
-    """Best effort :func:`write_atomic` for what can be recomputed (a read-only or full
+    """Best effort :func:`write_atomic` for what the cache can recompute (a read-only or full
     cache just means recomputing next time)."""
     try:
         os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)  # not group-writable

@@ -23,7 +23,7 @@ from ._atomic import write_atomic
 from ._dataclass import dataclass
 from ._fsops import rmtree
 from ._guard import heal
-from ._lock import LockTimeout, file_lock
+from ._lock import LockTimeout, discard, file_lock
 from ._names import shown
 from ._plan import Plan
 from ._plan import load as load_plan
@@ -201,24 +201,29 @@ class Cache:
     def wheel_sha256(self, wheel: str) -> str:
         """Hash of the wheel file, via the stat index when the file is unchanged."""
         with open(wheel, "rb") as f:
-            return self._sha256_of_open(wheel, f)
+            digest, key = self._sha256_of_open(wheel, f)
+        if key is not None:
+            self._record_index(key, digest)
+        return digest
 
-    def _sha256_of_open(self, wheel: str, f: BinaryIO) -> str:
+    def _sha256_of_open(self, wheel: str, f: BinaryIO) -> tuple[str, str | None]:
+        """The wheel's hash, and the index key to record it under (None: it is there)."""
         st = os.fstat(f.fileno())
         known = self.indexed_sha256(wheel, st)
         if known is not None:
-            return known
+            return known, None
         key = self._index_key(wheel, st)
         h = sha256()
         while chunk := f.read(_CHUNK):
             h.update(chunk)
-        digest = h.hexdigest()
+        return h.hexdigest(), key
+
+    def _record_index(self, key: str, digest: str) -> None:
         try:
             self.ensure_dir(_layout.INDEX)
             write_atomic(_layout.index_file(self.root, key), digest.encode())
         except OSError:
             pass  # a read-only cache still works, it just re-hashes
-        return digest
 
     def admit(self, wheel: str | os.PathLike[str], *, max_unpacked: int | None = None) -> Entry:
         """Return the cache entry for *wheel*, unpacking and verifying it first if needed."""
@@ -230,7 +235,8 @@ class Cache:
         """Like :meth:`admit`; also say whether *this* call unpacked the wheel.
 
         When several processes admit one wheel at once, exactly one of them
-        unpacks it; the others wait for its lock and get its entry.
+        unpacks it; the others wait for its lock and get its entry. A refused wheel
+        leaves the cache as it was (no index record, no lock file).
         """
         self.check_trusted()
         wheel = os.path.abspath(os.fspath(wheel))
@@ -244,27 +250,51 @@ class Cache:
             # cannot be stored under the hash of the one that was there before.
             f = held.enter_context(open(wheel, "rb"))
             st = os.fstat(f.fileno())
-            sha = self._sha256_of_open(wheel, f)
-            entry = self.get(sha)
-            if entry is not None:
-                checked = self._checked(entry, wheel, filename)
-                if checked is not None:
-                    return checked, False
-                # evicted while we looked at it: admit it again, under its lock
-            try:
-                self.ensure_dir(_layout.LOCKS)
-                held.enter_context(file_lock(_layout.entry_lock(self.root, sha)))
-            except OSError as exc:
-                raise self.unwritable(exc, filename) from None
-            entry = self.get(sha)
-            if entry is not None:
-                checked = self._checked(entry, wheel, filename)
-                if checked is not None:  # under the lock nothing evicts it
-                    return checked, False
-            f.seek(0)
-            from ._admit import admit_locked
+            sha, key = self._sha256_of_open(wheel, f)
+            got = self._entry_of(held, wheel, filename, sha, max_unpacked, f, st)
+        if key is not None:  # recorded once the cache holds the wheel, never for a refused one
+            self._record_index(key, sha)
+        return got
 
-            return admit_locked(self, wheel, filename, sha, max_unpacked, f, st), True
+    def _entry_of(
+        self,
+        held: contextlib.ExitStack,
+        wheel: str,
+        filename: str,
+        sha: str,
+        max_unpacked: int | None,
+        f: BinaryIO,
+        st: os.stat_result,
+    ) -> tuple[Entry, bool]:
+        entry = self.get(sha)
+        if entry is not None:
+            checked = self._checked(entry, wheel, filename)
+            if checked is not None:
+                return checked, False
+            # evicted while we looked at it: admit it again, under its lock
+        lock = _layout.entry_lock(self.root, sha)
+        try:
+            self.ensure_dir(_layout.LOCKS)
+            held.enter_context(file_lock(lock))
+        except OSError as exc:
+            raise self.unwritable(exc, filename) from None
+        entry = self.get(sha)
+        if entry is not None:
+            checked = self._checked(entry, wheel, filename)
+            if checked is not None:  # under the lock nothing evicts it
+                return checked, False
+        f.seek(0)
+        from ._admit import admit_locked
+
+        try:
+            path, plan = admit_locked(self, wheel, filename, sha, max_unpacked, f, st)
+        except BaseException:
+            if self.get(sha) is None:  # refused (or failed): no lock file for no entry
+                discard(lock, held=True)
+            raise
+        entry = Entry(path, sha)
+        entry.__dict__["plan"] = plan  # known already (and safe from an eviction right now)
+        return entry, True
 
     def _checked(self, entry: Entry, wheel: str, filename: str) -> Entry | None:
         """An existing entry, after the checks a fresh admission would make of this file:
@@ -301,7 +331,7 @@ class Cache:
     # -- guard support -----------------------------------------------------
     def restore_file(self, entry: Entry, member: str, wheel: str | None = None) -> None:
         """Replace one cached file with a pristine copy from the wheel (new inode)."""
-        heal(entry, member, wheel)
+        heal(entry.plan, entry.files, member, wheel)
 
     # -- environment registry ---------------------------------------------
     def register_env(self, sha256: str, env_root: str) -> None:
@@ -378,14 +408,15 @@ class Cache:
         and False is returned.
         """
         self.ensure_dir(_layout.LOCKS)
+        lock = _layout.entry_lock(self.root, entry.sha256)
         try:
-            with file_lock(
-                _layout.entry_lock(self.root, entry.sha256), timeout=None if wait else 0
-            ):
+            with file_lock(lock, timeout=None if wait else 0):
                 if not os.path.isdir(entry.path):
+                    discard(lock, held=True)
                     return True  # someone else removed it meanwhile
                 trash = _layout.temp_path(self.ensure_dir(_layout.TMP), _layout.EVICT)
                 os.rename(entry.path, trash)
+                discard(lock, held=True)  # the entry is gone: so is its lock file
         except LockTimeout:
             return False
         rmtree(trash)
@@ -397,22 +428,48 @@ class Cache:
             pass
         return True
 
-    def stale_temp_dirs(self) -> list[str]:
-        """Temporary names in ``tmp/`` whose process is gone (safe to delete).
+    def discard_locks(self) -> None:
+        """Delete the lock files of entries the cache does not hold (its bytecode's too),
+        unless a process holds them (an admission under way)."""
+        locks = _layout.subdir(self.root, _layout.LOCKS)
+        try:
+            names = os.listdir(locks)
+        except OSError:
+            return
+        for name in names:
+            sha = _layout.locked_entry(name)
+            if sha is not None and self.get(sha) is None:
+                discard(os.path.join(locks, name))
 
-        Only safelink writes ``tmp/``: a name ``_layout`` did not make is stale too.
+    def stale_temps(self) -> list[str]:
+        """Temporary names in the cache whose process is gone (safe to delete).
+
+        Only safelink writes ``tmp/``: a name there that ``_layout`` did not make is
+        stale too. Everywhere else (a write, heal or relink temp next to the file it
+        replaces) only a name ``_layout`` made whose owner is gone is; a live one, and
+        any other name, is left alone.
         """
         tmp = _layout.tmp_dir(self.root)
         try:
             names = os.listdir(tmp)
         except FileNotFoundError:
-            return []
-        return [
+            names = []
+        out = [
             os.path.join(tmp, name)
             for name in names
             if _layout.parse_temp(name) is None or _layout.temp_is_stale(name)
         ]
-
+        for sub in _layout.SUBDIRS:
+            if sub == _layout.TMP:
+                continue
+            for dirpath, dirnames, filenames in os.walk(_layout.subdir(self.root, sub)):
+                out += [
+                    os.path.join(dirpath, n)
+                    for n in dirnames + filenames
+                    if _layout.temp_is_stale(n)
+                ]
+                dirnames[:] = [n for n in dirnames if _layout.parse_temp(n) is None]
+        return out
 
 
 # -- checks of what the cache holds ------------------------------------------------------
@@ -529,14 +586,17 @@ def _check_filename(wheel: str, filename: str, plan: Plan) -> None:
     try:
         name, version, _build, _tags = parse_wheel_filename(filename)
     except (InvalidWheelFilename, InvalidVersion, ValueError) as exc:
-        raise InvalidWheel(f"{filename}: not a valid wheel filename: {exc}") from None
+        raise InvalidWheel(
+            f"{shown(filename)}: not a valid wheel filename: {shown(str(exc))}"
+        ) from None
     try:
         same = name == plan.name and version == Version(plan.version)
     except InvalidVersion:
         same = False
     if not same:
         raise InvalidWheel(
-            f"{filename}: .dist-info directory {plan.dist_info!r} does not match the filename"
+            f"{shown(filename)}: .dist-info directory {plan.dist_info!r} does not match the "
+            "filename"
         )
 
 

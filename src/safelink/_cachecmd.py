@@ -12,7 +12,7 @@ from typing import Any
 
 from . import _layout
 from ._cache import Cache, Entry
-from ._fsops import rmtree
+from ._fsops import rmtree, unlink_quiet
 from .errors import CacheCorrupt
 
 SCHEMA = 1
@@ -170,9 +170,10 @@ def prune(cache: Cache, *, satellites: bool = True) -> dict[str, Any]:
         if not entry_in_use(cache, e):
             _name, filename = _name_of(e)
             (removed if cache.remove_entry(e, wait=False) else skipped).append(filename)
-    stale = cache.stale_temp_dirs()
-    for d in stale:
-        rmtree(d)
+    stale = cache.stale_temps()
+    for path in stale:
+        _remove(path)
+    cache.discard_locks()
     out: dict[str, Any] = {
         "schema": SCHEMA, "removed": removed, "skipped": skipped, "temp_dirs": len(stale)
     }
@@ -201,19 +202,28 @@ def clean(cache: Cache, names: list[str], *, satellites: bool = True) -> dict[st
     if not wanted:
         for sub in _layout.REMEMBERED:
             rmtree(_layout.subdir(cache.root, sub))
-        for d in cache.stale_temp_dirs():
-            rmtree(d)
+        for path in cache.stale_temps():
+            _remove(path)
         kept = {e.sha256 for e in cache.entries()}
         for sub in (_layout.PYC, _layout.ENVS, _layout.WHEELS):  # of entries no longer there
             for sha in _listdir(_layout.subdir(cache.root, sub)):
                 if sha not in kept:
                     rmtree(_layout.subdir(_layout.subdir(cache.root, sub), sha))
+    cache.discard_locks()
     out: dict[str, Any] = {
         "schema": SCHEMA, "dir": cache.base, "removed": removed, "skipped": skipped
     }
     if satellites:
         out["satellites"] = [clean(s, names, satellites=False) for s in _satellites(cache)]
     return out
+
+
+def _remove(path: str) -> None:
+    """Delete a temporary file or directory (a symlink is removed, never followed)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        rmtree(path)
+    else:
+        unlink_quiet(path)
 
 
 def _listdir(path: str) -> list[str]:

@@ -34,7 +34,7 @@ from .errors import CacheCorrupt
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
-    from ._cache import Entry
+    from ._plan import Plan
 
 
 class Guard(str, enum.Enum):
@@ -115,13 +115,13 @@ def seal_path(path: str, mode: int) -> None:
     os.utime(path, ns=(FINGERPRINT_MTIME_NS, FINGERPRINT_MTIME_NS))
 
 
-def heal(entry: Entry, member: str, wheel: str | None = None) -> None:
-    """Replace one cached file with a pristine copy from the wheel (new inode).
+def heal(plan: Plan, files: str, member: str, wheel: str | None = None) -> None:
+    """Replace one cached file of the entry with *plan* and *files* (its ``files/``
+    directory) with a pristine copy from the wheel (new inode).
 
     Environments still linked to the old inode keep whatever they wrote;
     the cache itself, and everything installed from it from now on, is clean.
     """
-    plan = entry.plan
     source = wheel or plan.source
     row = plan.member_row(member)
     algo, _, want = row[3].partition("=")
@@ -130,13 +130,15 @@ def heal(entry: Entry, member: str, wheel: str | None = None) -> None:
 
         zf = zipfile.ZipFile(source)
     except (OSError, zipfile.BadZipFile) as exc:
+        from ._names import shown
+
         raise CacheCorrupt(
-            f"cached file {member} of {plan.filename} was modified and the wheel "
-            f"to restore it from is unavailable ({exc})",
-            f"run 'safelink cache clean {plan.name}' and install again",
+            f"cached file {shown(member)} of {shown(plan.filename)} was modified and the "
+            f"wheel to restore it from is unavailable ({shown(str(exc))})",
+            f"run 'safelink cache clean {shown(plan.name)}' and install again",
         ) from None
     with zf:
-        dst = os.path.join(entry.files, member)
+        dst = os.path.join(files, member)
         tmp = _layout.temp_beside(dst, _layout.HEAL)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -148,9 +150,12 @@ def heal(entry: Entry, member: str, wheel: str | None = None) -> None:
                     h.update(chunk)
                     write_all(fd, chunk)
             if encode_digest(h.digest()) != want:
+                from ._names import shown
+
                 raise CacheCorrupt(
-                    f"{source}: {member} does not match its RECORD hash; cannot heal the cache",
-                    f"run 'safelink cache clean {plan.name}'",
+                    f"{shown(source)}: {shown(member)} does not match its RECORD hash; "
+                    "cannot heal the cache",
+                    f"run 'safelink cache clean {shown(plan.name)}'",
                 )
             seal(fd, tmp, sealed_mode(row[4]))
         except BaseException:

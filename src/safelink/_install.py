@@ -178,7 +178,8 @@ def install(
         plan = entry.plan
         if plan.name in seen:
             raise SafelinkError(
-                f"two wheels for {plan.name}: {seen[plan.name]} and {plan.filename}",
+                f"two wheels for {shown(plan.name)}: {shown(seen[plan.name])} and "
+                f"{shown(plan.filename)}",
                 "pass one wheel per distribution",
             )
         seen[plan.name] = plan.filename

@@ -27,8 +27,8 @@ Temporary names
 ---------------
 Every temporary name safelink makes in or for the cache has the form
 ``.safelink-<kind>-<pid>-<16 hex random>`` (optionally ``.<label>`` after it), alone
-(in ``tmp/``) or as a suffix of the name it will replace (heal and relink temps
-next to the cached file). The random part makes it unpredictable, so nothing a
+(in ``tmp/``) or as a suffix of the name it will replace (heal, relink and write
+temps next to the file they replace). The random part makes it unpredictable, so nothing a
 wheel ships can be in its way; callers create it with ``O_EXCL`` (files) or
 ``mkdir`` (directories), which never follow or reuse what is there.
 :func:`parse_temp` turns a name back into (kind, pid); :func:`temp_is_stale` is
@@ -84,8 +84,11 @@ DOWNLOAD = "download"
 """A wheel being downloaded for a lock file, in ``tmp/``, until its hash matched."""
 FILL = "fill"
 """A satellite cache's entry being copied from the main cache: a directory in ``tmp/``."""
+WRITE = "write"
+"""A small file of the cache being replaced (an index record, anything remembered),
+next to it: written whole, then renamed over it."""
 
-KINDS = frozenset({ADMIT, EVICT, PYC_BUILD, PROBE, HEAL, RELINK, DOWNLOAD, FILL})
+KINDS = frozenset({ADMIT, EVICT, PYC_BUILD, PROBE, HEAL, RELINK, DOWNLOAD, FILL, WRITE})
 
 _MARK = ".safelink-"
 
@@ -121,6 +124,17 @@ def entry_lock(root: str, sha256: str) -> str:
 
 def pyc_lock(root: str, sha256: str, tag: str) -> str:
     return os.path.join(root, LOCKS, f"pyc-{sha256}-{tag}.lock")
+
+
+def locked_entry(name: str) -> str | None:
+    """The entry (sha256) whose lock file in ``locks/`` is called *name*, or None for a
+    name this module does not give a lock file."""
+    if not name.endswith(".lock"):
+        return None
+    stem = name[: -len(".lock")]
+    if stem.startswith("pyc-"):
+        stem = stem[len("pyc-") :].partition("-")[0]
+    return stem if len(stem) == 64 and not stem.strip("0123456789abcdef") else None
 
 
 def envs_file(root: str, sha256: str) -> str:

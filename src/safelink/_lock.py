@@ -73,36 +73,75 @@ def file_lock(
     ``timeout=None`` waits forever. Polls with a short back-off: locks here are
     held for milliseconds to seconds, and polling keeps the code portable.
     A time-out raises :class:`LockTimeout` naming *what* (default: *path*).
+
+    A lock file may be deleted by whoever holds its lock (:func:`discard`): a lock
+    taken on a file that no longer has that name is let go and taken again on the
+    file now there, so two processes never both hold "the" lock of *path*.
     """
-    if DIRECTORY_LOCKS and os.path.isdir(path):  # no lock file left behind
-        fd = os.open(path, os.O_RDONLY)
-    else:
+    start = time.monotonic()
+    deadline = None if timeout is None else start + timeout
+    while True:
+        is_dir = DIRECTORY_LOCKS and os.path.isdir(path)
+        fd = os.open(path, os.O_RDONLY) if is_dir else _open_lock_file(path)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            # A lock file made by another user (0644), or on a read-only mount: flock
-            # works on a read-only descriptor too, so an existing file is enough.
-            if not os.path.isfile(path):
-                raise
+            delay = 0.001
+            while not _try_lock(fd, shared):
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise LockTimeout(path, deadline - start, what)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+            if not is_dir and not _still_named(fd, path):
+                _unlock(fd)  # deleted (or replaced) while we waited: lock the new one
+                continue
             try:
-                fd = os.open(path, os.O_RDONLY)
-            except OSError:
-                raise exc from None
-    try:
-        start = time.monotonic()
-        deadline = None if timeout is None else start + timeout
-        delay = 0.001
-        while not _try_lock(fd, shared):
-            if deadline is not None and time.monotonic() >= deadline:
-                raise LockTimeout(path, deadline - start, what)
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-        try:
-            yield
+                yield
+            finally:
+                _unlock(fd)
+            return
         finally:
-            _unlock(fd)
-    finally:
-        os.close(fd)
+            os.close(fd)
+
+
+def _open_lock_file(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        # A lock file made by another user (0644), or on a read-only mount: flock
+        # works on a read-only descriptor too, so an existing file is enough.
+        if not os.path.isfile(path):
+            raise
+        try:
+            return os.open(path, os.O_RDONLY)
+        except OSError:
+            raise exc from None
+
+
+def _still_named(fd: int, path: str) -> bool:
+    """Is the open file *fd* still the file at *path*?"""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def discard(path: str, *, held: bool = False) -> bool:
+    """Delete the lock file *path* if nobody holds its lock (or the caller does: *held*).
+
+    Deleted under its lock, so a process waiting for it notices and locks a new file
+    (see :func:`file_lock`). False if it is in use, or cannot be deleted (Windows
+    keeps an open file), in which case it stays: an empty file, harmless.
+    """
+    try:
+        if held:
+            os.unlink(path)
+        elif os.path.isfile(path):
+            with file_lock(path, timeout=0):
+                os.unlink(path)
+        return True
+    except (OSError, LockTimeout):
+        return False
 
 
 ENV_LOCK_FILE = ".safelink.lock"

@@ -28,10 +28,6 @@ if TYPE_CHECKING:
 
 PLAN_FORMAT = 1
 
-SUPPORTED_WHEEL_VERSION = (1, 0)
-"""The wheel format this installer implements: a greater major version is refused at
-admission, a greater minor version installs with a warning (the wheel spec's rule)."""
-
 FRESH_DIST_INFO = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", MARKER})
 """dist-info files the installer writes itself rather than linking from the wheel."""
 
@@ -69,7 +65,10 @@ class Plan:
     """The ``X.Y`` of :data:`PYTHONS` that *requires_python* admits, worked out at
     admission so that a warm install does not import ``packaging``."""
     wheel_version: str = "1.0"
-    """WHEEL's Wheel-Version (a newer minor version than safelink knows is a warning)."""
+    """WHEEL's Wheel-Version."""
+    newer_wheel_version: bool = False
+    """Is it a newer minor version than safelink implements (a warning at each install)?
+    Decided at admission by ``_wheel``, the one owner of that rule."""
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -91,6 +90,7 @@ class Plan:
             "requires_python": self.requires_python,
             "python_admits": self.python_admits,
             "wheel_version": self.wheel_version,
+            "newer_wheel_version": self.newer_wheel_version,
         }
 
     @classmethod
@@ -125,6 +125,7 @@ class Plan:
             requires_python=d.get("requires_python", ""),
             python_admits=d.get("python_admits"),
             wheel_version=d.get("wheel_version", "1.0"),
+            newer_wheel_version=bool(d.get("newer_wheel_version", False)),
         )
 
     @cached_property
@@ -261,6 +262,7 @@ def make_plan(info: WheelInfo, sha256: str, shebang: set[str], source: str) -> P
         requires_python=info.requires_python,
         python_admits=admitted_pythons(info.requires_python),
         wheel_version=info.wheel_version,
+        newer_wheel_version=info.newer_wheel_version,
     )
 
 
@@ -404,16 +406,11 @@ def check_target(plan: Plan, tgt: Target, ignore_requires_python: bool = False) 
                 f"the target is Python {major}.{minor}",
                 "use --ignore-requires-python to install it anyway",
             )
-    parts = plan.wheel_version.split(".")
-    if all(p.isascii() and p.isdigit() for p in parts) and (
-        int(parts[0]),
-        int(parts[1]) if len(parts) > 1 else 0,
-    ) > SUPPORTED_WHEEL_VERSION:
+    if plan.newer_wheel_version:
         from ._names import shown
 
-        have = ".".join(map(str, SUPPORTED_WHEEL_VERSION))
         return (
-            f"{shown(plan.filename)} has Wheel-Version {plan.wheel_version}, newer than the "
-            f"{have} this installer implements; installing it anyway"
+            f"{shown(plan.filename)} has Wheel-Version {shown(plan.wheel_version)}, newer than "
+            "this installer implements; installing it anyway"
         )
     return None

@@ -389,7 +389,7 @@ def _wheel(
 ) -> LockedWheel:
     from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-    where = f"{lock}: package {package.name}"
+    where = f"{shown(lock)}: package {shown(str(package.name))}"
     if not filename or filename != os.path.basename(filename) or "\\" in filename:
         raise InvalidLock(f"{where}: wheel name {filename!r} is not a plain file name")
     if any(ord(c) < 32 or ord(c) == 127 for c in filename):
@@ -402,7 +402,7 @@ def _wheel(
         package.version is not None and wversion != package.version
     ):
         raise InvalidLock(
-            f"{where} {package.version or ''}: its wheel {filename!r} is for "
+            f"{where} {shown(str(package.version or ''))}: its wheel {filename!r} is for "
             f"{wname} {wversion}".replace("  ", " ")
         )
     sha = str(hashes.get("sha256", "")).lower()

@@ -68,3 +68,16 @@ class InstallReport:
         d["files"] = self.files
         d["summary"] = self.summary()
         return d
+
+
+def change_line(name: str, old: str | None, new: str | None) -> str:
+    """The line ``install`` and ``sync`` print per distribution, like uv's: `` + name==new``
+    (added), `` - name==old`` (removed) or `` ~ name old -> new`` (replaced). Names and
+    versions can come from an environment's ``.dist-info`` names: they are escaped."""
+    from ._names import shown
+
+    if old is None:
+        return f" + {shown(name)}=={shown(new or '')}"
+    if new is None:
+        return f" - {shown(name)}=={shown(old)}"
+    return f" ~ {shown(name)} {shown(old)} -> {shown(new)}"

@@ -341,10 +341,12 @@ def _open_pristine(
         os.close(fd)
         if attempt or executable is None:
             break
-        heal(entry, member, wheel)
+        heal(entry.plan, entry.files, member, wheel)
+    from ._names import shown
+
     raise CacheCorrupt(
-        f"cached file {member} of {entry.plan.filename} was modified",
-        f"run 'safelink cache clean {entry.plan.name}' and install again",
+        f"cached file {shown(member)} of {shown(entry.plan.filename)} was modified",
+        f"run 'safelink cache clean {shown(entry.plan.name)}' and install again",
     )
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ._cache import Cache
 from ._environment import Target, resolve_target
 from ._marker import installed_sha256
+from ._names import shown
 from ._progress import Progress, ProgressCallback
 from ._uninstall import Installed, canonicalize_name
 
@@ -46,11 +47,10 @@ class Change:
     new: str | None
 
     def line(self) -> str:
-        if self.old is None:
-            return f"+ {self.name}=={self.new}"
-        if self.new is None:
-            return f"- {self.name}=={self.old}"
-        return f"~ {self.name} {self.old} -> {self.new}"
+        """The same line ``install`` prints (:func:`safelink._report.change_line`)."""
+        from ._report import change_line
+
+        return change_line(self.name, self.old, self.new)
 
 
 @dataclass
@@ -71,7 +71,7 @@ class SyncReport:
     warnings: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        """One ``+ name==version`` / ``- name==version`` / ``~ name old -> new`` per change."""
+        """One `` + name==version`` / `` - name==version`` / `` ~ name old -> new`` per change."""
         return [c.line() for c in self.changes]
 
     def summary(self) -> str:
@@ -182,8 +182,8 @@ def sync(
             else:
                 report.not_removed.extend(f"{i.name}=={i.version}" for i in insts)
                 report.warnings.append(
-                    f"not removing {insts[0].name}: {insts[0].dist_info} has no RECORD "
-                    "(installed by a tool that keeps none); remove it by hand"
+                    f"not removing {shown(insts[0].name)}: {shown(insts[0].dist_info)} has no "
+                    "RECORD (installed by a tool that keeps none); remove it by hand"
                 )
     if dry_run or not report.changes:
         if not dry_run:

@@ -9,8 +9,8 @@ with pristine private copies (new inodes: the cache is not touched through them)
 An environment's distributions are the ``*.dist-info`` directories straight in
 its site directories, exactly what ``importlib.metadata`` finds: a
 ``.dist-info`` vendored inside a package (setuptools ships several) is data,
-not an installed distribution. This module returns findings and actions; the
-command line prints them.
+not an installed distribution. This module returns findings (raw paths: data) and
+actions (messages, their names escaped); the command line prints them, escaped.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ._cache import Cache, Entry
-from ._environment import Target, flat_target, site_dirs_of, venv_target
+from ._environment import Target, flat_target, prefix_target, site_dirs_of, venv_target
 from ._guard import fingerprint_problem
 from ._lock import env_lock
-from ._names import installed_path
+from ._names import installed_path, shown
 from ._plan import LinkRow
 from ._record import InstalledRow, file_digest, read_installed
 from ._translate import translated
@@ -230,15 +230,28 @@ def repair(
     """Heal the cache, then restore each environment's modified files; the actions taken.
 
     What to restore in an environment is decided under that environment's lock,
-    so an install running meanwhile is never mistaken for damage. Every path is
+    so an install running meanwhile is never mistaken for damage, and only once a
+    transaction that died there is finished or rolled back (as every command that
+    changes an environment does first): half an install is not damage. Every path is
     checked to be an environment first: nothing is created at a wrong path.
     """
+    from ._transaction import interrupted, recover
+
     roots = [os.path.abspath(e) for e in envs]
     for root in roots:
         site_dirs_of(root)
     actions = repair_cache(cache, verify_cache(cache), dry_run)
     for root in roots:
         with translated("repair", root), env_lock(root, lock_timeout):
+            tgt = _env_target(root) or prefix_target(root)  # recovery needs only its root
+            if dry_run and interrupted(tgt):
+                actions.append(
+                    f"would first finish or roll back an interrupted safelink run in {shown(root)}"
+                )
+                continue  # what is damaged is known only after that
+            recovered = None if dry_run else recover(tgt)
+            if recovered:
+                actions.append(recovered)
             actions += repair_env(cache, root, verify_env(root), dry_run)
     return actions
 
@@ -255,14 +268,14 @@ def repair_cache(cache: Cache, findings: list[Finding], dry_run: bool) -> list[s
             continue
         for f in items:
             if dry_run:
-                done.append(f"would restore {f.path}")
+                done.append(f"would restore {shown(f.path)}")
                 continue
             try:
                 cache.restore_file(entry, f.member)
-                done.append(f"restored {f.path}")
+                done.append(f"restored {shown(f.path)}")
             except (CacheCorrupt, OSError):
                 cache.remove_entry(entry)
-                done.append(f"evicted {entry.plan.filename} (its wheel is gone)")
+                done.append(f"evicted {shown(entry.plan.filename)} (its wheel is gone)")
                 break
     return done
 
@@ -306,6 +319,7 @@ def _members(entry: Entry, site: str, tgt: Target | None) -> dict[str, LinkRow]:
 
 def repair_env(cache: Cache, env: str, findings: list[Finding], dry_run: bool) -> list[str]:
     """Replace each modified file with a pristine private copy from the cache or the wheel."""
+    from ._atomic import create_temp
     from .strategies.copy import copy_fd
 
     done = []
@@ -323,18 +337,17 @@ def repair_env(cache: Cache, env: str, findings: list[Finding], dry_run: bool) -
         entry, rows = found[f.dist]
         member = rows.get(os.path.normpath(f.path))
         if entry is None or member is None:
-            done.append(f"cannot restore {f.path}: not installed from a cache entry")
+            done.append(f"cannot restore {shown(f.path)}: not installed from a cache entry")
             continue
         if dry_run:
-            done.append(f"would restore {f.path}")
+            done.append(f"would restore {shown(f.path)}")
             continue
         src = os.path.join(entry.files, member[0])
         if _check(src, member[3], member[2]) is not None:
             cache.restore_file(entry, member[0])
-        tmp = f"{f.path}.safelink-repair-{os.getpid()}-{os.urandom(4).hex()}"
         sfd = os.open(src, os.O_RDONLY)
         try:
-            dfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o777 if member[4] else 0o666)
+            dfd, tmp = create_temp(f.path, 0o777 if member[4] else 0o666)  # O_EXCL, O_NOFOLLOW
             try:
                 copy_fd(sfd, dfd)
             except BaseException:
@@ -345,5 +358,5 @@ def repair_env(cache: Cache, env: str, findings: list[Finding], dry_run: bool) -
         finally:
             os.close(sfd)
         os.replace(tmp, f.path)
-        done.append(f"restored {f.path}")
+        done.append(f"restored {shown(f.path)}")
     return done

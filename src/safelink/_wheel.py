@@ -27,7 +27,6 @@ from packaging.utils import (
 from packaging.version import Version
 
 from ._names import REFUSED, check_entry_point_name, check_member_name, has_control, shown
-from ._plan import SUPPORTED_WHEEL_VERSION
 from ._record import MalformedRecord, parse_record, size_of
 from .errors import InvalidWheel, UnsafeWheel, WheelTooLarge
 
@@ -51,6 +50,28 @@ _FLAGS = ((5, "compressed patched data"), (6, "strong encryption"), (13, "an enc
 _MAX_EXTRACT_VERSION = 63
 """The newest zip format ``zipfile`` reads (6.3)."""
 _WHEEL_VERSION = re.compile(r"([0-9]+)(?:\.([0-9]+))?(?:\.[0-9]+)*")
+
+SUPPORTED_WHEEL_VERSION = (1, 0)
+"""The wheel format this installer implements: a greater major version is refused at
+admission, a greater minor version installs with a warning (the wheel spec's rule)."""
+
+
+def newer_wheel_version(filename: str, wv: str) -> bool:
+    """Check WHEEL's Wheel-Version *wv*, the one place that compares it with
+    :data:`SUPPORTED_WHEEL_VERSION`: refuse one that is not a version or has a greater
+    major version; True for a greater minor version (the install warns, see
+    ``_plan.check_target``, which reads the answer from the plan)."""
+    wv_match = _WHEEL_VERSION.fullmatch(wv)
+    if wv_match is None:
+        raise InvalidWheel(f"{filename}: WHEEL has no valid Wheel-Version (found {wv!r})")
+    major, minor = int(wv_match.group(1)), int(wv_match.group(2) or 0)
+    if major > SUPPORTED_WHEEL_VERSION[0]:
+        raise InvalidWheel(
+            f"{filename}: Wheel-Version {wv} is not supported (safelink installs "
+            f"{SUPPORTED_WHEEL_VERSION[0]}.x and older)",
+            f"use a newer safelink or a wheel built for Wheel-Version {SUPPORTED_WHEEL_VERSION[0]}",
+        )
+    return (major, minor) > SUPPORTED_WHEEL_VERSION
 """``major.minor``; like pip, ``1`` and ``1.0.0`` are read as 1.0."""
 
 _FILE_KINDS = {
@@ -102,6 +123,8 @@ class WheelInfo:
     requires_python: str = ""
     """METADATA's Requires-Python, checked against the target at install time."""
     wheel_version: str = "1.0"
+    newer_wheel_version: bool = False
+    """Is *wheel_version* a newer minor version than this installer implements?"""
 
     @property
     def record_path(self) -> str:
@@ -225,15 +248,7 @@ def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> 
     wheel_meta = _read_text(zf, infos, filename, f"{dist_info}/WHEEL")
     headers = HeaderParser().parsestr(wheel_meta)
     wv = (headers.get("Wheel-Version") or "").strip()
-    wv_match = _WHEEL_VERSION.fullmatch(wv)
-    if wv_match is None:
-        raise InvalidWheel(f"{filename}: WHEEL has no valid Wheel-Version (found {wv!r})")
-    if int(wv_match.group(1)) > SUPPORTED_WHEEL_VERSION[0]:
-        raise InvalidWheel(
-            f"{filename}: Wheel-Version {wv} is not supported (safelink installs "
-            f"{SUPPORTED_WHEEL_VERSION[0]}.x and older)",
-            "use a newer safelink or a wheel built for Wheel-Version 1",
-        )
+    newer = newer_wheel_version(filename, wv)
     requires_python = _check_metadata(zf, infos, filename, dist_info, name, version)
     purelib = headers.get("Root-Is-Purelib", "").strip().lower() == "true"
 
@@ -298,6 +313,7 @@ def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> 
         entry_points=eps,
         requires_python=requires_python,
         wheel_version=wv,
+        newer_wheel_version=newer,
     )
 
 

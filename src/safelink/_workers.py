@@ -22,14 +22,31 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def os_threads() -> int | None:
+    """How many threads this process has, as the kernel counts them (Linux), or None.
+
+    ``threading.active_count()`` sees only threads started through ``threading``: a
+    thread started by ``_thread`` (execnet, used by pytest-xdist, does that) or by a C
+    library (BLAS, gRPC) is invisible to it, and forking while one of them holds a
+    lock can deadlock the child. Python 3.12 warns about the same thing from the same
+    count."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return None
+
+
 def can_fork() -> bool:
-    # threading not imported yet: no thread it would count (importing it costs start-up time)
+    """May this process fork a worker? Only when it is the process's only thread."""
+    if not hasattr(os, "fork") or os.environ.get("SAFELINK_TEST_CRASH"):
+        return False
+    n = os_threads()
+    if n is not None:
+        return n == 1
+    # no /proc (macOS): the threads Python knows; none when threading is not loaded yet
+    # (importing it costs start-up time)
     threading = sys.modules.get("threading")
-    return (
-        hasattr(os, "fork")
-        and (threading is None or threading.active_count() == 1)
-        and not os.environ.get("SAFELINK_TEST_CRASH")
-    )
+    return threading is None or threading.active_count() == 1
 
 
 def _encode_error(exc: BaseException) -> tuple[Any, ...]:

@@ -381,8 +381,10 @@ def _uninstall(args: argparse.Namespace) -> int:
             }
         )
     else:
+        from ._names import shown
+
         for r in removed:
-            _out(args, f"Uninstalled {r.name} {r.version}")
+            _out(args, f"Uninstalled {shown(r.name)} {shown(r.version)}")
     return 0
 
 
@@ -395,14 +397,16 @@ def _verify(args: argparse.Namespace, cache: object) -> int:
     if args.json:
         _json(report.to_dict())
         return 0 if report.clean else 1
+    from ._names import shown
+
     for f in report.cache:
-        shared = f"; shared by {', '.join(f.shared_with)}" if f.shared_with else ""
-        print(f"cache: poisoned {f.path} ({f.dist}: {f.reason}){shared}")
+        shared = f"; shared by {', '.join(map(shown, f.shared_with))}" if f.shared_with else ""
+        print(f"cache: poisoned {shown(f.path)} ({shown(f.dist)}: {shown(f.reason)}){shared}")
     for env, fs in report.envs.items():
         if not fs:
-            _out(args, f"{env}: clean")
+            _out(args, f"{shown(env)}: clean")
         for f in fs:
-            print(f"{env}: modified {f.path} ({f.dist}: {f.reason})")
+            print(f"{shown(env)}: modified {shown(f.path)} ({shown(f.dist)}: {shown(f.reason)})")
     if not report.cache and not report.envs:
         _out(args, "cache: clean")
     return 0 if report.clean else 1
@@ -515,7 +519,8 @@ def _check_wheel_args(wheels: list[str]) -> list[str]:
             raise SafelinkError(
                 f"{arg!r} is not a wheel file; safelink does not resolve requirements",
                 f"get wheels with 'pip download -d wheels {_shell_word(arg)}' or 'pip wheel', "
-                "then 'safelink install wheels/*.whl'",
+                "then 'safelink install wheels/*.whl'; or, from a lock file, "
+                "'safelink install -r pylock.toml' or 'safelink sync pylock.toml'",
             )
     return unique
 
@@ -581,14 +586,14 @@ def _progress_display() -> Any:
 
 
 def _changes(report: Any) -> list[str]:
-    """One line per distribution, like uv: `` + name==version`` or `` ~ name old -> new``."""
-    out = []
-    for w in sorted(report.wheels, key=lambda w: w.name):
-        if w.replaced is None:
-            out.append(f" + {w.name}=={w.version}")
-        else:
-            out.append(f" ~ {w.name} {w.replaced} -> {w.version}")
-    return out
+    """One line per distribution, like uv: `` + name==version`` or `` ~ name old -> new``
+    (the same lines as ``sync``'s: :func:`safelink._report.change_line`)."""
+    from ._report import change_line
+
+    return [
+        change_line(w.name, w.replaced, w.version)
+        for w in sorted(report.wheels, key=lambda w: w.name)
+    ]
 
 
 def _probe(args: argparse.Namespace, cache: object) -> int:
@@ -690,7 +695,7 @@ def _cache_command(args: argparse.Namespace, cache: object) -> int:
                     print(f"removed {filename}")
                 print(
                     f"pruned {len(part['removed'])} unused entries and "
-                    f"{part['temp_dirs']} stale temp dirs"
+                    f"{part['temp_dirs']} stale temp files"
                     + (f" in the satellite {part['dir']}" if part is not data else "")
                 )
                 _skipped(part["skipped"])

@@ -16,7 +16,9 @@ import errno
 import os
 import sys
 
-from . import DirPair
+TYPE_CHECKING = False  # DirPair is only an annotation here (no import cycle)
+if TYPE_CHECKING:
+    from . import DirPair
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:

@@ -15,7 +15,9 @@ import os
 import sys
 from collections.abc import Callable
 
-from . import DirPair
+TYPE_CHECKING = False  # DirPair is only an annotation here (no import cycle)
+if TYPE_CHECKING:
+    from . import DirPair
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from . import DirPair
+TYPE_CHECKING = False  # DirPair is only an annotation here (no import cycle)
+if TYPE_CHECKING:
+    from . import DirPair
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
