@@ -12,11 +12,14 @@ from __future__ import annotations
 import errno
 import marshal
 import os
-import threading
+import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from . import errors
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def os_threads() -> int | None:
@@ -40,7 +43,10 @@ def can_fork() -> bool:
     n = os_threads()
     if n is not None:
         return n == 1
-    return threading.active_count() == 1  # no /proc (macOS): the threads Python knows
+    # no /proc (macOS): the threads Python knows; none when threading is not loaded yet
+    # (importing it costs start-up time)
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() == 1
 
 
 def _encode_error(exc: BaseException) -> tuple[Any, ...]:
