@@ -181,16 +181,37 @@ def user_keys() -> list[bytes]:
     """Every key of this user that exists, the one to sign with first (made on first use).
 
     A journal or name is believed if any of them authenticates it, so a key made in
-    the fallback directory keeps working when the preferred one appears later.
+    the fallback directory keeps working when the preferred one appears later. The
+    preferred directory is the user's own: a bad key there is an error. The fallback
+    is in the shared temp dir, where anyone may make a name first: it is read only if
+    it is a directory private to this user (else it is ignored, with one warning when
+    it would have been used: no preferred key), and a bad key in it is an error only
+    when there is no preferred key.
     """
     dirs = tuple(state_dirs())
     if dirs in _KEYS:
         return _KEYS[dirs]
     paths = [os.path.join(d, "journal.key") for d in dirs]
     try:
-        keys = [k for k in map(_read_key, paths) if k is not None]
+        first = _read_key(paths[0])
     except OSError as exc:
         raise _key_error(exc.filename or paths[0], exc) from None
+    keys = [] if first is None else [first]
+    for d, path in zip(dirs[1:], paths[1:], strict=True):
+        why = _private_dir_problem(d)
+        if why is None:
+            try:
+                key = _read_key(path)
+            except OSError as exc:
+                if first is None:
+                    raise _key_error(exc.filename or path, exc) from None
+                key = None  # the preferred key serves: a bad old one stops nobody
+            if key is not None:
+                keys.append(key)
+        elif first is None and why != _MISSING:
+            from ._log import warn
+
+            warn(f"ignoring {d}: it {why}, so it may be another user's; {_KEEP_HINT}")
     if not keys:
         failure: OSError | None = None
         for d, path in zip(dirs, paths, strict=True):
@@ -204,6 +225,30 @@ def user_keys() -> list[bytes]:
             raise _key_error(paths[0], failure) from None
     _KEYS[dirs] = keys
     return keys
+
+
+_MISSING = "is missing"
+_KEEP_HINT = "set SAFELINK_STATE_DIR to a private directory of yours"
+
+
+def _private_dir_problem(d: str) -> str | None:
+    """Why *d* is not a directory private to this user (``lstat``: a symlink is not),
+    or None. Windows: not checked (ACLs)."""
+    try:
+        st = os.lstat(d)
+    except FileNotFoundError:
+        return _MISSING
+    except OSError as exc:
+        return f"is unreadable ({exc.strerror})"
+    if sys.platform == "win32":  # pragma: no cover
+        return None
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    if st.st_uid != os.geteuid():
+        return f"is owned by uid {st.st_uid}"
+    if st.st_mode & 0o077:
+        return f"is open to other users (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
 
 
 def user_key() -> bytes:
@@ -229,18 +274,15 @@ _KEY: dict[str, bytes] = {}
 
 
 def _key_error(path: str, exc: OSError) -> SafelinkError:
-    return SafelinkError(
-        f"cannot use safelink's key file {path}: {exc.strerror}",
-        "set SAFELINK_STATE_DIR to a private directory of yours",
-    )
+    return SafelinkError(f"cannot use safelink's key file {path}: {exc.strerror}", _KEEP_HINT)
 
 
 def _make_key(d: str, path: str, *, private_dir: bool) -> bytes:
     os.makedirs(d, mode=0o700, exist_ok=True)
     if private_dir:  # in a shared temp dir: it must be ours and closed to others
-        st = os.lstat(d)
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
-            raise OSError(1, "not a private directory of yours", d)
+        why = _private_dir_problem(d)
+        if why is not None:
+            raise OSError(1, f"{d} {why}: not a private directory of yours", d)
     fd, tmp = create_temp(path, 0o600)
     try:
         try:
@@ -255,7 +297,11 @@ def _make_key(d: str, path: str, *, private_dir: bool) -> bytes:
             os.unlink(tmp)
     key = _read_key(path)
     if key is None:
-        raise OSError(2, "vanished while being created", path)
+        try:
+            owner = os.lstat(path).st_uid
+        except FileNotFoundError:
+            raise OSError(2, "vanished while being created", path) from None
+        raise OSError(13, f"not readable by you (owned by uid {owner})", path)
     return key
 
 
