@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from operator import methodcaller
 
 from .errors import UnsafeWheel
 
@@ -90,6 +91,24 @@ def name_problem(name: str) -> str | None:
         if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
             return f"has a path component longer than {MAX_NAME_BYTES} bytes"
     return None
+
+
+_COMPONENT = rf"(?!\.\.?(?:/|\Z))[ -.0-9;-\[\]-~]{{1,{MAX_NAME_BYTES}}}"
+_PLAIN = re.compile(rf"(?:{_COMPONENT}/)*{_COMPONENT}/?")
+"""A plain name: printable ASCII components (no ``/``, ``\\``, ``:``) of 1-255
+characters, none ``.`` or ``..``, an optional trailing ``/``: always safe."""
+
+
+def all_plain(names: list[str]) -> bool:
+    """True only if every name passes :func:`name_problem` (a sufficient test, run at C
+    speed over the whole list: plain components, fewer than :data:`MAX_DEPTH` slashes).
+    False says nothing; the caller then checks name by name for the exact message."""
+    if not all(map(_PLAIN.fullmatch, names)):
+        return False
+    return max(map(_SLASHES, names), default=0) < MAX_DEPTH
+
+
+_SLASHES = methodcaller("count", "/")
 
 
 def check_member_name(filename: str, name: str, what: str = "member") -> None:
