@@ -202,22 +202,26 @@ class _RawReader:
         ends = dict(zip(offsets, [*offsets[1:], limit], strict=True))
         return cls(fp.fileno(), zf.NameToInfo, ends)
 
-    def _data_start(self, name: str) -> tuple[ZipInfo, int]:
+    def _data_start(self, name: str, ahead: int = 0) -> tuple[ZipInfo, int, bytes]:
         """Check the local header against the central directory and the data against
-        the next member (no overlap); return the member's info and where its data begins."""
+        the next member (no overlap); return the member's info, where its data begins
+        and the bytes read past that point (up to *ahead* of them: one ``pread`` for
+        the header, the name and a small member's data)."""
         from zipfile import BadZipFile
 
         info = self.infos[name]
         start = info.header_offset
-        head = os.pread(self.fd, 30, start)
-        if len(head) != 30 or head[:4] != b"PK\x03\x04":
+        # The local name and extra field usually match the central directory's.
+        guess = 30 + len(info.orig_filename) * 4 + len(info.extra) + 16
+        buf = os.pread(self.fd, guess + ahead, start)
+        if len(buf) < 30 or buf[:4] != b"PK\x03\x04":
             raise BadZipFile(f"bad local file header for {name!r}")
-        flags = int.from_bytes(head[6:8], "little")
+        flags = int.from_bytes(buf[6:8], "little")
         if flags & 0x60:
             raise BadZipFile(f"unsupported flags 0x{flags:04x} in the local header")
-        n = int.from_bytes(head[26:28], "little")
-        extra = int.from_bytes(head[28:30], "little")
-        raw_name = os.pread(self.fd, n, start + 30)
+        n = int.from_bytes(buf[26:28], "little")
+        extra = int.from_bytes(buf[28:30], "little")
+        raw_name = buf[30 : 30 + n] if 30 + n <= len(buf) else os.pread(self.fd, n, start + 30)
         local = raw_name.decode("utf-8" if flags & 0x800 else "cp437", "replace")
         if local != info.orig_filename:
             raise BadZipFile(f"file name in directory {info.orig_filename!r} and header differ")
@@ -226,15 +230,16 @@ class _RawReader:
             raise BadZipFile("overlapped entries (a zip bomb?)")
         if info.compress_type not in (0, 8):
             raise BadZipFile(f"unsupported compression method {info.compress_type}")
-        return info, begin
+        return info, begin, buf[30 + n + extra :]
 
     def read(self, name: str) -> bytes:
         from zipfile import BadZipFile
 
         zlib = inflate_lib()
-        info, begin = self._data_start(name)
-        raw = os.pread(self.fd, info.compress_size, begin)
-        if len(raw) != info.compress_size:
+        info, begin, have = self._data_start(name, self.infos[name].compress_size)
+        size = info.compress_size
+        raw = have[:size] if len(have) >= size else os.pread(self.fd, size, begin)
+        if len(raw) != size:
             raise BadZipFile("truncated member data")
         if info.compress_type == 0:
             data = raw
@@ -253,7 +258,7 @@ class _RawReader:
         from zipfile import BadZipFile
 
         zlib = inflate_lib()
-        info, pos = self._data_start(name)
+        info, pos, _ = self._data_start(name)
         left, size, crc = info.compress_size, 0, 0
         inflate = zlib.decompressobj(-15) if info.compress_type == 8 else None
         while left:
@@ -299,7 +304,8 @@ def _extract_some(
     create = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for m in members:
         h = hashlib.new(m.hash_name)
-        fd = os.open(os.path.join(dest, m.name), create, 0o600)
+        path = os.path.join(dest, m.name)
+        fd = os.open(path, create, 0o600)
         try:
             if reader is not None and m.size <= _CHUNK:  # most members: one of each
                 data = reader.read(m.name)
@@ -344,7 +350,7 @@ def _extract_some(
                 raise InvalidWheel(
                     f"{shown(wheel)}: {shown(m.name)} does not match its RECORD hash"
                 )
-            seal(fd, os.path.join(dest, m.name), sealed_mode(m.executable))
+            seal(fd, path, sealed_mode(m.executable))
         except (*corrupt, ValueError, NotImplementedError) as exc:
             # ValueError: a local name flagged UTF-8 that is not (zipfile.open's path)
             raise InvalidWheel(
