@@ -140,8 +140,18 @@ def _extract(zf: ZipFile, info: WheelInfo, dest: str, wheel: str) -> set[str]:
     open archive: inflating, hashing and writing all release the GIL.
     """
     os.mkdir(dest, 0o755)
-    for d in sorted({os.path.dirname(m.name) for m in info.members} - {""}):
-        os.makedirs(os.path.join(dest, d), 0o755, exist_ok=True)
+    dirs: set[str] = set()
+    for parent in {m.name.rpartition("/")[0] for m in info.members}:
+        while parent and parent not in dirs:
+            dirs.add(parent)
+            parent = parent.rpartition("/")[0]
+    for d in sorted(dirs):  # a parent sorts before its children: one mkdir each
+        path = f"{dest}/{d}"
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:  # "A" after "a" where names are case-insensitive
+            if not os.path.isdir(path):
+                raise
     shebang: set[str] = set()
     scripts_prefix = f"{info.data_dir}/scripts/"
     reader = _RawReader.for_zip(zf)
