@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import _layout
@@ -62,7 +63,31 @@ def admit_locked(
     st: os.stat_result,
 ) -> tuple[str, Plan]:
     """Unpack the open wheel *f* (hash *sha*) into a new entry; the entry lock is held.
-    Returns the entry's directory and its plan."""
+    Returns the entry's directory and its plan.
+
+    The cyclic garbage collector is paused meanwhile: admission makes several objects
+    per member (zip infos, members, plan rows), none of them in a cycle, and each
+    collection would walk them all again."""
+    import gc
+
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _admit_locked(cache, wheel, filename, sha, max_unpacked, f, st)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _admit_locked(
+    cache: Cache,
+    wheel: str,
+    filename: str,
+    sha: str,
+    max_unpacked: int | None,
+    f: BinaryIO,
+    st: os.stat_result,
+) -> tuple[str, Plan]:
     try:
         tmp = _layout.temp_path(cache.ensure_dir(_layout.TMP), _layout.ADMIT)
         os.mkdir(tmp, 0o755)  # the entry it becomes: only this user may write it
@@ -312,60 +337,84 @@ def _extract_some(
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
     create = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for m in members:
-        h = hashlib.new(m.hash_name)
-        path = os.path.join(dest, m.name)
-        fd = os.open(path, create, 0o600)
-        try:
-            if reader is not None and m.size <= _CHUNK:  # most members: one of each
-                data = reader.read(m.name)
-                size = len(data)
-                h.update(data)
-                write_all(fd, data)
-                head = data[:8]
-            elif reader is not None:  # a big member: streamed, same checks
-                size = 0
-                head = b""
-                for piece in reader.stream(m.name):
-                    if not size:
-                        head = piece[:8]
-                    h.update(piece)
-                    size += len(piece)
-                    write_all(fd, piece)
-            else:  # no pread here: zipfile's own reader
-                with zf.open(m.name) as src:
-                    if m.size <= _CHUNK:
-                        data = src.read(m.size + 1)
-                        size = len(data)
-                        h.update(data)
-                        write_all(fd, data)
-                        head = data[:8]
-                    else:
-                        size = 0
-                        head = b""
-                        while n := src.readinto(buf):  # type: ignore[attr-defined]
-                            chunk = view[:n]
-                            if not size:
-                                head = bytes(chunk[:8])
-                            h.update(chunk)
-                            size += n
-                            write_all(fd, chunk)  # type: ignore[arg-type]
-            if head == b"#!python" and m.name.startswith(scripts_prefix):
-                shebang.add(m.name)
-            if size != m.size:
+    # Files are created relative to their directory's fd (one path walk per directory,
+    # not one per file): members in name order, so a directory's files come together.
+    at_dir = os.open in os.supports_dir_fd
+    if at_dir:
+        members = sorted(members, key=_NAME)
+    here, dfd = "", -1
+    try:
+        for m in members:
+            h = hashlib.new(m.hash_name)
+            path = f"{dest}/{m.name}"
+            if at_dir:
+                folder, _, base = m.name.rpartition("/")
+                if dfd < 0 or folder != here:
+                    if dfd >= 0:
+                        os.close(dfd)
+                        dfd = -1
+                    dfd = os.open(f"{dest}/{folder}" if folder else dest, _DIR)
+                    here = folder
+                fd = os.open(base, create, 0o600, dir_fd=dfd)
+            else:  # pragma: no cover - Windows
+                fd = os.open(path, create, 0o600)
+            try:
+                if reader is not None and m.size <= _CHUNK:  # most members: one of each
+                    data = reader.read(m.name)
+                    size = len(data)
+                    h.update(data)
+                    write_all(fd, data)
+                    head = data[:8]
+                elif reader is not None:  # a big member: streamed, same checks
+                    size = 0
+                    head = b""
+                    for piece in reader.stream(m.name):
+                        if not size:
+                            head = piece[:8]
+                        h.update(piece)
+                        size += len(piece)
+                        write_all(fd, piece)
+                else:  # no pread here: zipfile's own reader
+                    with zf.open(m.name) as src:
+                        if m.size <= _CHUNK:
+                            data = src.read(m.size + 1)
+                            size = len(data)
+                            h.update(data)
+                            write_all(fd, data)
+                            head = data[:8]
+                        else:
+                            size = 0
+                            head = b""
+                            while n := src.readinto(buf):  # type: ignore[attr-defined]
+                                chunk = view[:n]
+                                if not size:
+                                    head = bytes(chunk[:8])
+                                h.update(chunk)
+                                size += n
+                                write_all(fd, chunk)  # type: ignore[arg-type]
+                if head == b"#!python" and m.name.startswith(scripts_prefix):
+                    shebang.add(m.name)
+                if size != m.size:
+                    raise InvalidWheel(
+                        f"{shown(wheel)}: {shown(m.name)} is {size} bytes, RECORD says {m.size}"
+                    )
+                if encode_digest(h.digest()) != m.hash_hex:
+                    raise InvalidWheel(
+                        f"{shown(wheel)}: {shown(m.name)} does not match its RECORD hash"
+                    )
+                seal(fd, path, sealed_mode(m.executable))
+            except (*corrupt, ValueError, NotImplementedError) as exc:
+                # ValueError: a local name flagged UTF-8 that is not (zipfile.open's path)
                 raise InvalidWheel(
-                    f"{shown(wheel)}: {shown(m.name)} is {size} bytes, RECORD says {m.size}"
-                )
-            if encode_digest(h.digest()) != m.hash_hex:
-                raise InvalidWheel(
-                    f"{shown(wheel)}: {shown(m.name)} does not match its RECORD hash"
-                )
-            seal(fd, path, sealed_mode(m.executable))
-        except (*corrupt, ValueError, NotImplementedError) as exc:
-            # ValueError: a local name flagged UTF-8 that is not (zipfile.open's path)
-            raise InvalidWheel(
-                f"{shown(wheel)}: corrupt archive at {shown(m.name)}: {shown(str(exc))}"
-            ) from None
-        finally:
-            os.close(fd)
-        crash_point("admit-mid")
+                    f"{shown(wheel)}: corrupt archive at {shown(m.name)}: {shown(str(exc))}"
+                ) from None
+            finally:
+                os.close(fd)
+            crash_point("admit-mid")
+    finally:
+        if dfd >= 0:
+            os.close(dfd)
+
+
+_NAME = attrgetter("name")
+_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
