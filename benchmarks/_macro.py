@@ -406,11 +406,14 @@ class MacroRunner:
         warmers = [
             c
             for c in cases
-            if c.skipped is None and c.key in ("safelink auto", "uv clone", SAT_SAMEFS)
+            if c.skipped is None
+            and c.key in ("safelink auto", "uv clone", SAT_SAMEFS, f"uv clone{SAME}")
         ]
         for c in warmers:
             try:
-                self.measure(Case(c.key, c.tool, c.mode, cache=c.cache), self.corpus.wheels)
+                self.measure(
+                    Case(c.key, c.tool, c.mode, c.path, cache=c.cache), self.corpus.wheels
+                )
             except CaseFailed as exc:
                 c.error = f"warm-up failed: {exc}"
                 log(f"  {c.key}: FAILED ({exc})")

@@ -84,6 +84,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--only", choices=["micro", "macro"], default=None)
     p.add_argument(
+        "--kinds",
+        default=None,
+        metavar="K,K",
+        help=f"loop filesystems to mount (default: all of {','.join(loopfs.FS_KINDS)})",
+    )
+    p.add_argument(
         "--corpus",
         choices=["bench", "awscli"],
         default="bench",
@@ -94,6 +100,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-loop", action="store_true", help="do not mount loop filesystems even as root"
     )
     p.add_argument("--no-pip", action="store_true", help="skip pip")
+    p.add_argument(
+        "--no-warmup-round",
+        action="store_true",
+        help="only warm the caches, no whole warm-up round (faster on a busy machine)",
+    )
     p.add_argument("--out", type=Path, default=None, help="results directory")
     args = p.parse_args(argv)
     for name in ("runs", "micro_runs", "pip_runs", "cold_runs"):
@@ -119,6 +130,11 @@ def setup_places(
     if reason is None:
         reason = loopfs.can_mount()
     kinds: tuple[str, ...] = ("tmpfs",) if args.quick else loopfs.FS_KINDS
+    if args.kinds and not args.quick:
+        kinds = tuple(k for k in args.kinds.split(",") if k)
+        unknown = sorted(set(kinds) - set(loopfs.FS_KINDS))
+        if unknown:
+            raise SystemExit(f"run.py: error: --kinds: unknown {', '.join(unknown)}")
     places: dict[str, Place] = {}
     if reason is None:
         sizes = {k: (QUICK_TMPFS_MIB if args.quick else LOOP_SIZE_MIB[k]) for k in kinds}
@@ -229,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": quick,
             "runs": runs,
             "micro_runs": micro_runs,
-            "warmup": not quick,
+            "warmup": not (quick or args.no_warmup_round),
             "pip_runs": 0 if pip is None else args.pip_runs,
             "cold_runs": args.cold_runs,
             "only": args.only,
@@ -280,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             res["inflate"] = inflate_cost(corp.wheels, rounds=1 if quick else 3)
             cfg = MacroConfig(
                 runs=runs,
-                full_warmup=not quick,
+                full_warmup=not (quick or args.no_warmup_round),
                 pip_runs=args.pip_runs,
                 cold_runs=args.cold_runs,
                 with_pip=pip is not None,

@@ -29,7 +29,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 _LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
-WATCH = ("dataclasses", "inspect", "typing", "hashlib", "json", "threading", "argparse")
+WATCH = (
+    "dataclasses", "inspect", "typing", "hashlib", "json", "re", "threading", "argparse", "tempfile"
+)
 
 
 def parse(stderr: str) -> tuple[dict[str, int], list[str]]:
@@ -46,12 +48,30 @@ def parse(stderr: str) -> tuple[dict[str, int], list[str]]:
     return top, names
 
 
+def _instructions(argv: list[str], env: dict[str, str]) -> int:
+    """Instructions executed by *argv* (valgrind's cachegrind, no cache simulation)."""
+    proc = subprocess.run(
+        ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+         *argv],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    m = re.search(r"I\s+refs:\s+([\d,]+)", proc.stderr)
+    if not m:
+        raise SystemExit(f"startup.py: no instruction count from valgrind: {proc.stderr[-200:]}")
+    return int(m.group(1).replace(",", ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="benchmarks/startup.py", description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--wheel", type=Path, default=None, help="default: six from the corpus")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     p.add_argument("--top", type=int, default=25, help="rows in the table")
+    p.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count the instructions of one run with valgrind (independent of load)",
+    )
     args = p.parse_args(argv)
     wheel = args.wheel
     if wheel is None:
@@ -67,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     compileall.compile_dir(os.path.dirname(safelink.__file__), quiet=1)
     work = Path(tempfile.mkdtemp(prefix="safelink-startup-"))
     best: dict[str, int] = {}
+    instructions: int | None = None
     walls: list[float] = []
     cpus: list[float] = []  # user+sys CPU seconds: less disturbed by other load than wall
     modules: list[str] = []
@@ -88,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(proc.stderr.splitlines()[-1:], file=sys.stderr)
                 return 1
             if i == 0:
+                if args.instructions:
+                    shutil.rmtree(venv, ignore_errors=True)
+                    subprocess.run(
+                        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True
+                    )
+                    instructions = _instructions(argv_[:1] + argv_[3:], env)
                 continue
             walls.append(wall)
             cpus.append(cpu)
@@ -110,6 +137,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{min(cpus) * 1000:.1f} ms, median "
           f"{sorted(cpus)[len(cpus) // 2] * 1000:.1f} ms")  # fmt: skip
     print(f"for scale: python -c pass, CPU (user+sys) min {min(bare) * 1000:.1f} ms")
+    if instructions is not None:
+        base = _instructions([sys.executable, "-c", "pass"], env)
+        print(
+            f"instructions (valgrind): {instructions / 1e6:.1f} M for the install, "
+            f"{base / 1e6:.1f} M for python -c pass"
+        )
     print("watched: " + ", ".join(f"{w} {'yes' if w in modules else 'no'}" for w in WATCH))
     print(f"{'top-level import':32s} {'cumulative ms':>14s}")
     for name, us in sorted(best.items(), key=lambda kv: -kv[1])[: args.top]:

@@ -10,6 +10,8 @@ import errno
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -297,27 +299,35 @@ def many_files_wheel(d: Path, n: int = 6000) -> Path:
     return make_wheel(d, "many", "1.0", files)
 
 
-def test_two_link_workers_place_every_file(
-    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Big installs link with a forked second worker (threads where there is no fork:
-    Windows); the result must be identical."""
+def test_two_link_workers_place_every_file(tmp_path: Path, cache_dir: Path) -> None:
+    """Big installs link with a forked second worker (threads where there is no fork,
+    or where this process has other threads); the result must be identical. The forked
+    install runs in a fresh interpreter: a test runner's own threads (pytest-xdist)
+    rightly stop this process from forking."""
     whl = many_files_wheel(tmp_path)
     one, two = make_venv(tmp_path / "one"), make_venv(tmp_path / "two")
     r1 = safelink.install([whl], one, threads=1)
-    forks: list[int] = []
-    real_fork = getattr(os, "fork", None)
-
-    def counting_fork() -> int:
-        assert real_fork is not None
-        forks.append(1)
-        return real_fork()
-
-    if real_fork is not None:
-        monkeypatch.setattr(os, "fork", counting_fork)
-    r2 = safelink.install([whl], two, threads=2)
-    assert forks == ([1] if real_fork is not None else [])
-    assert r1.files_by_mode == r2.files_by_mode == {"hardlink": 6003}
+    script = (
+        "import json, os, sys\n"
+        "import safelink\n"
+        "forks = []\n"
+        "real = getattr(os, 'fork', None)\n"
+        "if real is not None:\n"
+        "    def counting():\n"
+        "        forks.append(1)\n"
+        "        return real()\n"
+        "    os.fork = counting\n"
+        "r = safelink.install([sys.argv[1]], sys.argv[2], threads=2)\n"
+        "print(json.dumps({'forks': len(forks), 'modes': r.files_by_mode}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(whl), str(two)],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["forks"] == (1 if hasattr(os, "fork") else 0)
+    assert r1.files_by_mode == out["modes"] == {"hardlink": 6003}
     listing = {
         str(p.relative_to(site_packages(one))) for p in site_packages(one).rglob("*")
     }
@@ -326,6 +336,37 @@ def test_two_link_workers_place_every_file(
     }
     record = (site_packages(two) / "many-1.0.dist-info" / "RECORD").read_text()
     assert record.count("\n") == 6003 + 5  # + INSTALLER, REQUESTED, direct_url, safelink, RECORD
+
+
+def test_no_fork_while_a_thread_python_does_not_know_runs() -> None:
+    """A thread started below ``threading`` (``_thread``, or a C library) is a thread
+    all the same: forking beside it can deadlock the child, so no worker is forked."""
+    import _thread
+
+    from safelink._workers import can_fork, os_threads
+
+    if os_threads() is None:
+        pytest.skip("no /proc/self/task here")
+    release = _thread.allocate_lock()
+    release.acquire()
+    started, done = _thread.allocate_lock(), _thread.allocate_lock()
+    started.acquire()
+    done.acquire()
+
+    def body() -> None:
+        started.release()
+        release.acquire()
+        done.release()
+
+    before = os_threads()
+    _thread.start_new_thread(body, ())
+    started.acquire()
+    try:
+        assert os_threads() == (before or 0) + 1
+        assert can_fork() is False
+    finally:
+        release.release()
+        done.acquire()
 
 
 def test_two_workers_fall_back_once(cross_device_pair: tuple[Path, Path]) -> None:

@@ -40,19 +40,17 @@ only inside the copy.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import os
-import secrets
 import stat
 import sys
 from collections.abc import Iterator
 
 from ._fsops import write_all
 from ._hooks import crash_point
+from ._record import hmac_sha256
 from .errors import SafelinkError
 
-TOKEN = secrets.token_hex(8)
+TOKEN = os.urandom(8).hex()  # what secrets.token_hex does, without importing it
 """This process's token for temporary files of a transaction (the journal records it)."""
 
 FRESH_MARK = ".safelink-"
@@ -78,7 +76,7 @@ def create_temp(path: str, mode: int = 0o600, *, token: str | None = None) -> tu
     The name is ``<path>.safelink-<token>``, *token* random unless given (the
     transaction's :data:`TOKEN`, so a rollback can find the file).
     """
-    name = fresh_name(path, token or secrets.token_hex(8))
+    name = fresh_name(path, token or os.urandom(8).hex())
     return open_new(name, mode), name
 
 
@@ -155,21 +153,25 @@ def state_dirs() -> list[str]:
     """Where this user's key may be: ``$SAFELINK_STATE_DIR`` alone if set; else the
     platform's per-user state directory, then (when that cannot be written, e.g.
     ``HOME=/nonexistent``) a private ``safelink-<uid>`` directory in the temp dir."""
+    first = _preferred_state_dir()
+    if os.environ.get("SAFELINK_STATE_DIR") or sys.platform == "win32":
+        return [first]
+    import tempfile  # not on an ordinary install's way (see user_key): it imports shutil, random
+
+    return [first, os.path.join(tempfile.gettempdir(), f"safelink-{os.geteuid()}")]
+
+
+def _preferred_state_dir() -> str:
     explicit = os.environ.get("SAFELINK_STATE_DIR")
     if explicit:
-        return [os.path.abspath(explicit)]
+        return os.path.abspath(explicit)
     if sys.platform == "win32":  # pragma: no cover
         base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~")
-        return [os.path.join(base, "safelink", "state")]
+        return os.path.join(base, "safelink", "state")
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(
         os.path.expanduser("~"), ".local", "state"
     )
-    import tempfile
-
-    return [
-        os.path.join(base, "safelink"),
-        os.path.join(tempfile.gettempdir(), f"safelink-{os.geteuid()}"),
-    ]
+    return os.path.join(base, "safelink")
 
 
 _KEYS: dict[tuple[str, ...], list[bytes]] = {}
@@ -205,8 +207,25 @@ def user_keys() -> list[bytes]:
 
 
 def user_key() -> bytes:
-    """This user's key to sign journals and names with."""
-    return user_keys()[0]
+    """This user's key to sign journals and names with: ``user_keys()[0]``.
+
+    When the preferred directory holds a key, that key comes first whatever else
+    exists, so the other places are not looked at (nor the temp dir worked out).
+    """
+    first = os.path.join(_preferred_state_dir(), "journal.key")
+    if first in _KEY:
+        return _KEY[first]
+    try:
+        key = _read_key(first)
+    except OSError:
+        key = None  # user_keys() names the problem
+    if key is None:
+        key = user_keys()[0]
+    _KEY[first] = key
+    return key
+
+
+_KEY: dict[str, bytes] = {}
 
 
 def _key_error(path: str, exc: OSError) -> SafelinkError:
@@ -225,7 +244,7 @@ def _make_key(d: str, path: str, *, private_dir: bool) -> bytes:
     fd, tmp = create_temp(path, 0o600)
     try:
         try:
-            write_all(fd, secrets.token_bytes(32))
+            write_all(fd, os.urandom(32))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -260,17 +279,16 @@ def _read_key(path: str) -> bytes | None:
 
 def sign(key: bytes, *parts: str | bytes) -> str:
     """HMAC-SHA256 of *parts* (length-prefixed, so no two sequences collide)."""
-    mac = hmac.new(key, digestmod=hashlib.sha256)
+    msg = []
     for part in parts:
         raw = part.encode("utf-8", "surrogateescape") if isinstance(part, str) else part
-        mac.update(len(raw).to_bytes(8, "big"))
-        mac.update(raw)
-    return mac.hexdigest()
+        msg += [len(raw).to_bytes(8, "big"), raw]
+    return hmac_sha256(key, b"".join(msg)).hex()
 
 
 def make_name(kind: str, key: bytes) -> str:
     """A new authenticated name of *kind* for the root of an environment."""
-    nonce = secrets.token_hex(8)
+    nonce = os.urandom(8).hex()
     return f"{MARK}{kind}-{nonce}-{sign(key, 'name', kind, nonce)[:_TAG_HEX]}"
 
 
@@ -283,8 +301,10 @@ def kind_of(name: str, keys: list[bytes]) -> str | None:
     nonce, _, tag = rest.partition("-")
     if kind not in KINDS or len(nonce) != 16 or len(tag) != _TAG_HEX:
         return None
+    from hmac import compare_digest  # only for names that look like safelink's
+
     for key in keys:
-        if hmac.compare_digest(sign(key, "name", kind, nonce)[:_TAG_HEX], tag):
+        if compare_digest(sign(key, "name", kind, nonce)[:_TAG_HEX], tag):
             return kind
     return None
 

@@ -15,10 +15,8 @@ copies get it set explicitly, or Python would find the ``.pyc`` stale.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from . import _layout
 from ._cache import Cache, Entry
@@ -31,9 +29,11 @@ from ._record import PycRow, hash_of
 from .errors import SafelinkError
 from .strategies import DirPair, close_dir, open_dir
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
     from ._report import InstallReport
     from ._transaction import Transaction
+
 
 _SCRIPT = r"""
 import importlib.util, json, os, py_compile, sys
@@ -75,6 +75,8 @@ def cached_pycs(cache: Cache, entry: Entry, target: Target) -> tuple[str, list[P
     Returns the directory holding ``<scheme>/<path>`` pyc files and their rows, or
     None when the cache cannot hold them (another interpreter family, read-only cache).
     """
+    import json  # with --compile only (start-up cost)
+
     tag = cache_tag(target)
     if tag is None:
         return None
@@ -111,6 +113,7 @@ def cached_pycs(cache: Cache, entry: Entry, target: Target) -> tuple[str, list[P
 
 
 def _compile_into(tmp: str, entry: Entry, target: Target) -> list[PycRow]:
+    import json
     import subprocess
 
     job = {"dest": tmp, "files": sources(entry)}

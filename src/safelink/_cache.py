@@ -12,28 +12,32 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
-import re
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cached_property
 from operator import itemgetter
-from typing import BinaryIO, TypeVar
 
 from . import _layout
 from ._atomic import write_atomic
+from ._dataclass import dataclass
 from ._fsops import rmtree
 from ._guard import heal
 from ._lock import LockTimeout, discard, file_lock
 from ._names import shown
 from ._plan import Plan
 from ._plan import load as load_plan
+from ._record import sha256
 from .errors import CacheCorrupt, InvalidWheel, SafelinkError
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import BinaryIO, TypeVar
+
+    _W = TypeVar("_W", bound="str | None")
+
+
 _CHUNK = 1 << 20
-_W = TypeVar("_W", bound="str | None")
 
 
 def default_cache_dir() -> str:
@@ -182,14 +186,14 @@ class Cache:
         key_src = (
             f"{os.path.realpath(wheel)}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_dev}"
         )
-        return hashlib.sha256(key_src.encode("utf-8", "surrogateescape")).hexdigest()
+        return sha256(key_src.encode("utf-8", "surrogateescape")).hexdigest()
 
     def indexed_sha256(self, wheel: str, st: os.stat_result | None = None) -> str | None:
         """The wheel's hash if the stat index knows this exact file (no hashing)."""
         try:
             path = _layout.index_file(self.root, self._index_key(wheel, st))
-            with open(path, encoding="ascii") as f:
-                value = f.read().strip()
+            with open(path, "rb") as f:  # bytes.decode: no codec module to import
+                value = f.read().decode("ascii").strip()
         except OSError:
             return None
         return value if len(value) == 64 else None
@@ -209,7 +213,7 @@ class Cache:
         if known is not None:
             return known, None
         key = self._index_key(wheel, st)
-        h = hashlib.sha256()
+        h = sha256()
         while chunk := f.read(_CHUNK):
             h.update(chunk)
         return h.hexdigest(), key
@@ -471,8 +475,6 @@ class Cache:
 # -- checks of what the cache holds ------------------------------------------------------
 _SCHEMES = frozenset({"purelib", "platlib", "scripts", "headers", "data"})
 
-_DRIVE = re.compile(r"[A-Za-z]:")
-
 
 def _bad_paths(paths: list[str]) -> bool:
     """Does any relative path have a NUL, a backslash, an empty, '.' or '..' component,
@@ -492,7 +494,12 @@ def _bad_paths(paths: list[str]) -> bool:
         or j in (".", "..")
     ):
         return True
-    return ":" in j and any(_DRIVE.match(p) for p in paths)
+    if ":" not in j:
+        return False
+    import re
+
+    drive = re.compile(r"[A-Za-z]:").match
+    return any(drive(p) for p in paths)
 
 
 _COLUMNS = [itemgetter(i) for i in range(5)]

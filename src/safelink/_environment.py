@@ -8,12 +8,10 @@ by the interpreter's path, size and mtime.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import sysconfig
-from dataclasses import dataclass, field
 
+from ._dataclass import dataclass, field
 from .errors import TargetError
 
 _WINDOWS = sys.platform == "win32"
@@ -164,10 +162,12 @@ def _interpreter_info(python: str, cache_root: str | None) -> dict[str, object]:
         raise TargetError(
             f"{python}: no such interpreter", "pass --python a python executable or venv"
         ) from None
-    import hashlib
+    import json  # not for a venv: its scheme is read from pyvenv.cfg (start-up cost)
     import subprocess
 
-    key = hashlib.sha256(
+    from ._record import sha256
+
+    key = sha256(
         f"{os.path.realpath(python)}\0{python}\0{st.st_size}\0{st.st_mtime_ns}".encode()
     ).hexdigest()
     from ._layout import interpreter_file
@@ -249,6 +249,8 @@ def current_target() -> Target:
         return venv_target(venv)
     if sys.prefix != sys.base_prefix:
         return venv_target(sys.prefix)
+    import sysconfig  # not for a venv (start-up cost)
+
     paths = sysconfig.get_paths()
     return Target(
         kind="system",
@@ -278,6 +280,8 @@ def prefix_target(
     prefix = os.path.abspath(prefix)
     v = f"{base.version[0]}.{base.version[1]}"
     if scheme is None:
+        import sysconfig
+
         scheme = sysconfig.get_paths(
             "nt" if _WINDOWS else "posix_prefix",
             vars={

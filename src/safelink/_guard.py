@@ -23,17 +23,16 @@ new inode: environments linked to the old one keep what they wrote).
 from __future__ import annotations
 
 import enum
-import hashlib
 import os
 import stat
 import sys
-from typing import TYPE_CHECKING
 
 from . import _layout
 from ._fsops import write_all
 from ._record import encode_digest
 from .errors import CacheCorrupt
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
     from ._plan import Plan
 
@@ -143,6 +142,8 @@ def heal(plan: Plan, files: str, member: str, wheel: str | None = None) -> None:
         tmp = _layout.temp_beside(dst, _layout.HEAL)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
+            import hashlib  # healing only: not on the way of an ordinary install
+
             h = hashlib.new(algo)
             with zf.open(member) as src:
                 while chunk := src.read(_CHUNK):

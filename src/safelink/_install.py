@@ -18,10 +18,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from typing import ClassVar
 
 from ._atomic import create_temp
-from ._bytecode import compile_missing, link_bytecode
 from ._cache import Cache, Entry
 from ._environment import Target, resolve_target
 from ._guard import Guard
@@ -39,7 +37,13 @@ from ._transaction import Transaction, plan_paths, recover
 from ._translate import translated, unwritable_target
 from ._uninstall import find_installed, remove_distribution
 from .errors import IncompatibleWheel, SafelinkError
-from .strategies import DirPair, Strategy, close_dir, open_dir
+from .strategies import DirPair, close_dir, open_dir
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import ClassVar
+
+    from .strategies import Strategy
 
 
 def _default_threads(nfiles: int) -> int:
@@ -400,6 +404,8 @@ def _install_locked(
             report.warnings.append(fallback_warning(fb, cache.base))
         t2 = time.perf_counter()
         if compile_bytecode:
+            from ._bytecode import compile_missing, link_bytecode  # --compile only (start-up)
+
             compile_missing(cache, tgt, [e for _p, e, _a in entries])
         for i, ((path, entry, admitted), plan) in enumerate(zip(entries, plans, strict=True)):
             if progress:

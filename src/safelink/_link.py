@@ -9,18 +9,23 @@ installs are split between this process and one forked worker (two cores).
 from __future__ import annotations
 
 import os
-import threading
+from _thread import allocate_lock  # threading.Lock, without importing threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from . import _layout, strategies
 from . import _policy as policy
+from ._dataclass import dataclass, field
 from ._guard import FINGERPRINT_MTIME_NS, MODES_CHECKED, SEALED_FILE_MODES
 from ._plan import LinkRow
 from ._policy import Action, Fallback
-from ._workers import can_fork
-from .strategies import DirPair, Strategy
+from .strategies import DirPair
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .strategies import Strategy
+
 
 CHUNK = 512
 
@@ -55,6 +60,12 @@ class LinkStats:
     """Cached files given a fresh inode because they hit the link-count limit."""
 
 
+def _can_fork() -> bool:
+    from ._workers import can_fork  # not for an install of one chunk (start-up cost)
+
+    return can_fork()
+
+
 class Linker:
     """Runs jobs with one chain of strategies shared by every thread.
 
@@ -79,7 +90,7 @@ class Linker:
         self.displace = displace
         self.threads = threads
         self.stats = LinkStats()
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         self.progress: Callable[[int], None] | None = None
         """Told how many more files are in place after each chunk (in either process)."""
 
@@ -98,7 +109,7 @@ class Linker:
                 tasks.append((job, i, min(i + CHUNK, len(job.rows))))
         if self.threads <= 1 or len(tasks) <= 1:
             self._run_tasks(tasks)
-        elif can_fork():
+        elif _can_fork():
             self._run_forked(tasks)
         else:
             from concurrent.futures import ThreadPoolExecutor

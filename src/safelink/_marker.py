@@ -17,18 +17,21 @@ is reinstalled by ``sync`` rather than trusted.
 
 from __future__ import annotations
 
-import json
 import os
+
+from ._jsontext import dumps
 
 MARKER = "safelink.json"
 
 
 def render(sha256: str, filename: str) -> bytes:
-    return json.dumps({"sha256": sha256, "wheel": filename}, sort_keys=True).encode()
+    return dumps({"sha256": sha256, "wheel": filename}, sort_keys=True).encode()
 
 
 def installed_sha256(dist_info: str) -> str | None:
     """The sha256 of the wheel *dist_info* was installed from, if safelink installed it."""
+    import json  # a marker is read when something is installed already
+
     try:
         with open(os.path.join(dist_info, MARKER), "rb") as f:
             data = json.loads(f.read(4096))

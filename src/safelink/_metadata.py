@@ -7,14 +7,14 @@ temporary name and renamed into place: never written through a link.
 
 from __future__ import annotations
 
-import json
 import os
-import threading
+from _thread import allocate_lock  # threading.Lock, without importing threading
 
 from ._atomic import write_fresh
 from ._cache import Entry
 from ._environment import Target
 from ._hooks import crash_point
+from ._jsontext import dumps
 from ._marker import MARKER
 from ._marker import render as render_marker
 from ._plan import FRESH_DIST_INFO, Plan
@@ -33,7 +33,7 @@ def _file_uri(path: str) -> str:
     return "file://" + "".join(chr(b) if b in _URI_SAFE else f"%{b:02X}" for b in os.fsencode(path))
 
 
-_UMASK_LOCK = threading.Lock()
+_UMASK_LOCK = allocate_lock()
 
 
 def _umask() -> int:
@@ -168,7 +168,7 @@ def finalize(
     if requested:
         meta["REQUESTED"] = b""
     if wheel is not None:
-        meta["direct_url.json"] = json.dumps(
+        meta["direct_url.json"] = dumps(
             {
                 "url": _file_uri(wheel),
                 "archive_info": {

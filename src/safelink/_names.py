@@ -10,8 +10,6 @@ how a name is shown in a message so that it cannot forge lines on a terminal.
 from __future__ import annotations
 
 import os
-import re
-from operator import methodcaller
 
 from .errors import UnsafeWheel
 
@@ -23,14 +21,16 @@ MAX_DEPTH = 256
 (the deepest in a corpus of popular wheels has 13); trees thousands of levels deep
 only exist to exhaust recursion limits and path buffers."""
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL = r"[\x00-\x1f\x7f-\x9f\u2028\u2029]"
 """Characters no member name may contain: C0 controls (newline, carriage return,
 escape, ...), DEL, C1 controls (U+0085 is a line break, U+009B a terminal escape)
 and the two Unicode line separators. A bare carriage return splits a RECORD row in
 Python's csv module before 3.13; the rest rewrite a terminal's lines."""
-_DRIVE = re.compile(r"^.:", re.DOTALL)
+_DRIVE = r"(?s)^.:"
 """A drive prefix: Windows parses any one character before ':' as a drive (``0:x``)."""
-_SCRIPT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
+_SCRIPT_NAME = r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$"
+# (patterns are compiled on first use, by re's own cache: an install from a warm cache
+# checks no names, and compiling them all costs start-up time)
 
 REFUSED = "refusing the whole wheel; nothing was written"
 
@@ -47,7 +47,9 @@ def shown(name: str) -> str:
 
 def has_control(name: str) -> bool:
     """Does *name* contain a character no name from a wheel may hold (see _CONTROL)?"""
-    return _CONTROL.search(name) is not None
+    import re  # admission only (start-up cost)
+
+    return re.search(_CONTROL, name) is not None
 
 
 def name_problem(name: str) -> str | None:
@@ -58,16 +60,18 @@ def name_problem(name: str) -> str | None:
     ``.``, NUL, longer than 255 bytes), control characters and trees deeper than
     :data:`MAX_DEPTH`. A trailing ``/`` (a directory member) is allowed.
     """
+    import re  # admission only (start-up cost)
+
     if "\x00" in name:
         return "contains a NUL byte"
-    bad = _CONTROL.search(name)
+    bad = re.search(_CONTROL, name)
     if bad:
         return f"contains the control character {repr(bad.group())[1:-1]}"
     if "\\" in name:
         return "contains a backslash"
     if name.startswith("/"):
         return "is an absolute path"
-    if _DRIVE.match(name):
+    if re.match(_DRIVE, name):
         return "starts with a drive prefix"
     body = name[:-1] if name.endswith("/") else name
     depth = body.count("/") + 1
@@ -94,7 +98,7 @@ def name_problem(name: str) -> str | None:
 
 
 _COMPONENT = rf"(?!\.\.?(?:/|\Z))[ -.0-9;-\[\]-~]{{1,{MAX_NAME_BYTES}}}"
-_PLAIN = re.compile(rf"(?:{_COMPONENT}/)*{_COMPONENT}/?")
+_PLAIN = rf"(?:{_COMPONENT}/)*{_COMPONENT}/?"
 """A plain name: printable ASCII components (no ``/``, ``\\``, ``:``) of 1-255
 characters, none ``.`` or ``..``, an optional trailing ``/``: always safe."""
 
@@ -103,12 +107,12 @@ def all_plain(names: list[str]) -> bool:
     """True only if every name passes :func:`name_problem` (a sufficient test, run at C
     speed over the whole list: plain components, fewer than :data:`MAX_DEPTH` slashes).
     False says nothing; the caller then checks name by name for the exact message."""
-    if not all(map(_PLAIN.fullmatch, names)):
+    import re  # admission only (start-up cost)
+    from operator import methodcaller
+
+    if not all(map(re.compile(_PLAIN).fullmatch, names)):
         return False
-    return max(map(_SLASHES, names), default=0) < MAX_DEPTH
-
-
-_SLASHES = methodcaller("count", "/")
+    return max(map(methodcaller("count", "/"), names), default=0) < MAX_DEPTH
 
 
 def check_member_name(filename: str, name: str, what: str = "member") -> None:
@@ -121,7 +125,9 @@ def check_member_name(filename: str, name: str, what: str = "member") -> None:
 
 def check_entry_point_name(filename: str, name: str) -> None:
     """Raise :class:`UnsafeWheel` unless *name* can be a script's file name as it is."""
-    if not _SCRIPT_NAME.match(name) or name in (".", ".."):
+    import re  # admission only (start-up cost)
+
+    if not re.match(_SCRIPT_NAME, name) or name in (".", ".."):
         raise UnsafeWheel(
             f"{shown(filename)}: entry point name {name!r} is not a plain file name", REFUSED
         )

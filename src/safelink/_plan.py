@@ -9,21 +9,22 @@ loop reads plain lists from here and does no parsing, hashing or path logic.
 
 from __future__ import annotations
 
-import json
 import marshal
 import os
-from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
 
+from ._dataclass import dataclass, field
 from ._marker import MARKER
 from ._record import first_duplicate, render_record
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
     from ._environment import Target
     from ._wheel import WheelInfo
+
 
 PLAN_FORMAT = 1
 
@@ -170,6 +171,8 @@ _MARSHAL_MAGIC = f"safelink-plan-{PLAN_FORMAT}"
 def save(plan: Plan, directory: str) -> None:
     """Write the plan twice: ``plan.json`` (portable, for people and other Pythons) and
     ``plan.bin`` (marshal: several times faster to load on the hot path)."""
+    import json  # admission only (start-up cost)
+
     data = plan.to_data()
     with open(os.path.join(directory, "plan.bin"), "wb") as f:
         f.write(marshal.dumps((_MARSHAL_MAGIC, data), 4))
@@ -185,6 +188,8 @@ def load(directory: str) -> Plan:
             return Plan.from_data(data)
     except (OSError, ValueError, EOFError, TypeError, KeyError):
         pass
+    import json
+
     with open(os.path.join(directory, "plan.json"), encoding="utf-8") as f:
         return Plan.from_data(json.loads(f.read()))
 

@@ -26,9 +26,9 @@ import enum
 import errno
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from . import strategies
+from ._dataclass import dataclass, field
 from ._guard import Guard, hardlink_allowed
 from .errors import LinkFailed
 from .strategies.probe import ProbeResult, describe_errno, probe

@@ -24,10 +24,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
-Stage = Literal["download", "admit", "link", "finalize"]
+from ._dataclass import dataclass
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Stage = Literal["download", "admit", "link", "finalize"]
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,17 @@ reads back as itself, here and in ``csv`` readers (pip's, installer's).
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
+import sys
+from binascii import b2a_base64
+from collections import namedtuple
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from .errors import SafelinkError
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from hashlib import _Hash
+    from typing import NamedTuple
 
 FIELD_LIMIT = 131072
 """Longest field accepted (the ``csv`` module's default limit)."""
@@ -33,38 +37,80 @@ PycRow = tuple[str, str, int, str]
 (scheme, path under the scheme root, size, RECORD hash)."""
 
 
-class RecordRow(NamedTuple):
-    """One row as written: path, hash (``algo=digest`` or empty), size (decimal or empty)."""
+if TYPE_CHECKING:
 
-    path: str
-    hash: str
-    size: str
+    class RecordRow(NamedTuple):
+        """One row as written: path, hash (``algo=digest`` or empty), size (decimal or
+        empty)."""
 
+        path: str
+        hash: str
+        size: str
 
-class InstalledRow(NamedTuple):
-    """One row of an installed RECORD, checked: *size* is None when the row has none."""
+    class InstalledRow(NamedTuple):
+        """One row of an installed RECORD, checked: *size* is None when the row has none."""
 
-    path: str
-    hash: str
-    size: int | None
+        path: str
+        hash: str
+        size: int | None
+
+else:  # the same tuples without importing typing at run time
+    RecordRow = namedtuple("RecordRow", "path hash size")
+    InstalledRow = namedtuple("InstalledRow", "path hash size")
 
 
 class MalformedRecord(ValueError):
     """RECORD text that is not three CSV fields per row; the message says where and why."""
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_SHA256 = None
+
+
+def sha256(data: bytes = b"") -> _Hash:
+    """A sha256 hash object. The interpreter's built-in implementation when it has
+    one: importing ``hashlib`` loads OpenSSL, which costs more start-up time than an
+    install that hashes a few small files spends hashing."""
+    global _SHA256
+    if _SHA256 is None:
+        try:  # named _sha2 from 3.12 (a failed import costs a search of sys.path)
+            if sys.version_info >= (3, 12):
+                from _sha2 import sha256 as impl  # type: ignore[import-not-found]
+            else:
+                from _sha256 import sha256 as impl  # type: ignore[import-not-found,no-redef]
+        except ImportError:  # pragma: no cover - a build without them
+            from hashlib import sha256 as impl  # type: ignore[assignment]
+        _SHA256 = impl
+    return _SHA256(data)  # type: ignore[no-any-return]
+
+
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+def hmac_sha256(key: bytes, msg: bytes) -> bytes:
+    """HMAC-SHA256 (RFC 2104) on :func:`sha256`: the ``hmac`` module loads OpenSSL."""
+    if len(key) > 64:
+        key = sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    inner = sha256(key.translate(_IPAD) + msg).digest()
+    return sha256(key.translate(_OPAD) + inner).digest()
+
+
 def encode_digest(raw: bytes) -> str:
     """RECORD's digest text: urlsafe base64 without padding."""
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return b2a_base64(raw, newline=False).rstrip(b"=").translate(_URLSAFE).decode("ascii")
 
 
 def hash_of(data: bytes) -> str:
     """The ``sha256=...`` RECORD hash of *data*."""
-    return "sha256=" + encode_digest(hashlib.sha256(data).digest())
+    return "sha256=" + encode_digest(sha256(data).digest())
 
 
 def file_digest(path: str, algo: str) -> str:
     """The encoded *algo* digest of the file at *path* (``ValueError``: unknown algo)."""
+    import hashlib  # verify and repair only
+
     h = hashlib.new(algo)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -82,11 +128,11 @@ def size_of(field: str) -> int | None:
     return None
 
 
-_HASH = re.compile(r"[A-Za-z0-9_]+=[A-Za-z0-9_-]+")
-_QUOTED = re.compile(r'"([^"]*(?:""[^"]*)*)"')
-_BARE = re.compile(r'[^,"\r\n]*')
-_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
-_LINE_END = re.compile(r"\r\n|\r|\n")
+# compiled where used (re caches them): an install from a warm cache parses no RECORD
+_HASH = r"[A-Za-z0-9_]+=[A-Za-z0-9_-]+"
+_QUOTED = r'"([^"]*(?:""[^"]*)*)"'
+_BARE = r'[^,"\r\n]*'
+_LINE_END = r"\r\n|\r|\n"
 
 
 def parse_record(text: str) -> list[RecordRow]:
@@ -97,20 +143,23 @@ def parse_record(text: str) -> list[RecordRow]:
     without exactly three fields or a field over :data:`FIELD_LIMIT` characters
     raises :class:`MalformedRecord`.
     """
+    import re  # parsing a RECORD: admission, uninstall, verify (start-up cost)
+
     if '"' not in text:  # nearly every RECORD: no quoting, so rows are lines split at commas
         return _parse_plain(text)
     rows: list[RecordRow] = []
+    quoted, bare = re.compile(_QUOTED).match, re.compile(_BARE).match
     pos, end, line = 0, len(text), 1
     while pos < end:
         fields: list[str] = []
         first = line
         while True:
-            m = _QUOTED.match(text, pos)
+            m = quoted(text, pos)
             if m is not None:
                 value = m.group(1).replace('""', '"')
                 line += value.count("\n") + value.count("\r") - value.count("\r\n")
             else:
-                m = _BARE.match(text, pos)
+                m = bare(text, pos)
                 assert m is not None  # matches the empty string
                 value = m.group()
             if len(value) > FIELD_LIMIT:
@@ -139,8 +188,10 @@ def parse_record(text: str) -> list[RecordRow]:
 
 
 def _parse_plain(text: str) -> list[RecordRow]:
+    import re  # parsing a RECORD: admission, uninstall, verify (start-up cost)
+
     rows: list[RecordRow] = []
-    for n, line in enumerate(_LINE_END.split(text), 1):
+    for n, line in enumerate(re.split(_LINE_END, text), 1):
         if not line:
             continue
         fields = line.split(",")
@@ -155,7 +206,7 @@ def _parse_plain(text: str) -> list[RecordRow]:
 
 
 def _field(value: str) -> str:
-    if _NEEDS_QUOTES.search(value):
+    if "," in value or '"' in value or "\r" in value or "\n" in value:
         return '"' + value.replace('"', '""') + '"'
     return value
 
@@ -164,7 +215,8 @@ def render_record(rows: Iterable[tuple[str, str, int | str]]) -> str:
     """RECORD text for *rows* of (path, hash, size): ``\\n`` line ends, a field quoted
     only when it holds a comma, quote, CR or LF (as ``csv.writer`` does)."""
     rows = list(rows)
-    if _NEEDS_QUOTES.search("".join([f"{p}{h}" for p, h, _s in rows])) is None:
+    text = "".join([f"{p}{h}" for p, h, _s in rows])
+    if "," not in text and '"' not in text and "\r" not in text and "\n" not in text:
         return "".join([f"{p},{h},{s}\n" for p, h, s in rows])  # nothing to quote
     return "".join(f"{_field(p)},{_field(h)},{s}\n" for p, h, s in rows)
 
@@ -190,6 +242,8 @@ def read_installed(record: str, hint: str) -> list[InstalledRow]:
     Raises :class:`FileNotFoundError` when it is missing and :class:`SafelinkError`
     (one line naming the file and the reason, then *hint*) when it is malformed.
     """
+    import re  # parsing a RECORD: admission, uninstall, verify (start-up cost)
+
     from ._names import shown
 
     with open(record, "rb") as f:
@@ -202,11 +256,12 @@ def read_installed(record: str, hint: str) -> list[InstalledRow]:
         except UnicodeDecodeError as exc:
             raise MalformedRecord(f"not UTF-8 (byte {exc.start})") from None
         out: list[InstalledRow] = []
+        hash_ok = re.compile(_HASH).fullmatch
         for row in parse_record(text):
             size = size_of(row.size)
             if row.size and size is None:
                 raise MalformedRecord(f"size {row.size!r} of {row.path!r} is not a number")
-            if row.hash and not _HASH.fullmatch(row.hash):
+            if row.hash and not hash_ok(row.hash):
                 raise MalformedRecord(f"hash {row.hash!r} of {row.path!r} is not algo=digest")
             out.append(InstalledRow(row.path, row.hash, size))
         return out

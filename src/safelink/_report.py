@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
-
+from ._dataclass import asdict, dataclass, field
 from ._policy import Fallback
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass
@@ -62,7 +64,7 @@ class InstallReport:
         return line
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d: dict[str, Any] = asdict(self)
         d["files"] = self.files
         d["summary"] = self.summary()
         return d

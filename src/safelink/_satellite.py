@@ -38,7 +38,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import TYPE_CHECKING
 
 from . import _layout
 from ._fsops import rmtree, write_all
@@ -47,8 +46,10 @@ from ._hooks import crash_point
 from ._lock import file_lock
 from .errors import CacheCorrupt
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
     from ._cache import Cache, Entry
+
 
 ENV = "SAFELINK_SATELLITES"
 DIRNAME = ".safelink-cache"

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
     from ._environment import Target
 
@@ -65,9 +65,9 @@ def _key(target: Target) -> str:
     A cache shared between machines (an NFS home, a CI cache) then never hands
     one host's tag list to another host.
     """
-    import hashlib
-
     import packaging
+
+    from ._record import sha256
 
     try:
         st = os.stat(target.python)
@@ -79,7 +79,7 @@ def _key(target: Target) -> str:
     major, minor = target.version
     kind = f"{target.implementation}-{major}.{minor}{ft}-{sys.platform}-{machine}"
     parts = (kind, interpreter, _libc(), _os_version(), packaging.__version__)
-    digest = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+    digest = sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
     return f"{kind}-{digest[:32]}"
 
 
@@ -90,8 +90,8 @@ def supported(target: Target, cache_root: str | None) -> set[str]:
     path = tags_file(cache_root, _key(target)) if cache_root else None
     if path:
         try:
-            with open(path, encoding="ascii") as f:
-                tags = set(f.read().split())
+            with open(path, "rb") as f:  # bytes.decode: no codec module to import
+                tags = set(f.read().decode("ascii").split())
             if tags:
                 return tags
         except OSError:

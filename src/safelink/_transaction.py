@@ -39,11 +39,8 @@ installer or user can put files and symlinks there), so:
 from __future__ import annotations
 
 import errno
-import json
 import os
-import re
 import stat
-from typing import Any
 
 from ._atomic import (
     TOKEN,
@@ -60,13 +57,17 @@ from ._atomic import (
 from ._environment import Target
 from ._fsops import rmdir_quiet, rmtree_quiet, unlink_quiet, write_all
 from ._hooks import crash_point
+from ._jsontext import dumps
 from ._names import shown
 from ._plan import Plan
 from .errors import SafelinkError
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
+
 PHASES = ("stashing", "linking", "restoring", "committed")
 JOURNAL_FORMAT = 1
-_HEX = re.compile(r"[0-9a-f]+\Z")
 
 
 class JournalError(SafelinkError):
@@ -134,9 +135,9 @@ class Transaction:
 
     def _write(self) -> None:
         key = self._keyed()
-        text = json.dumps(self._body(), sort_keys=True)
+        text = dumps(self._body(), sort_keys=True)
         mac = sign(key, "journal", os.path.basename(self.journal), text)
-        data = json.dumps({"journal": text, "mac": mac}).encode()
+        data = dumps({"journal": text, "mac": mac}).encode()
         tmp = os.path.join(self.root, make_name("tmp", key))
         with replacing(self.journal, tmp):
             fd = open_new(tmp, 0o600)
@@ -472,7 +473,7 @@ def _check_body(body: object) -> str | None:
     if body.get("op") not in ("install", "uninstall") or body.get("phase") not in PHASES:
         return "unknown operation or phase"
     token = body.get("token")
-    if not isinstance(token, str) or len(token) != 16 or not _HEX.match(token):
+    if not isinstance(token, str) or len(token) != 16 or token.strip("0123456789abcdef"):
         return "bad token"
     if not isinstance(body.get("stash"), str) or not _strings(body.get("what")):
         return "bad stash or names"
@@ -522,6 +523,8 @@ def _load(target: Target, name: str, key: bytes) -> Transaction:
                     raise _damaged(path, "too large")
         finally:
             os.close(fd)
+        import json  # reading a journal: after an interrupted run only
+
         outer = json.loads(raw)
     except OSError as exc:
         raise _damaged(path, exc.strerror or "unreadable") from None

@@ -8,10 +8,9 @@ root, or nothing at all is removed.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from ._dataclass import dataclass
 from ._environment import Target
 from ._names import inside, installed_path, shown
 from ._record import read_installed
@@ -26,12 +25,12 @@ class Installed:
     """Absolute path of the ``.dist-info`` directory."""
 
 
-_SEPARATORS = re.compile(r"[-_.]+")
-
-
 def canonicalize_name(name: str) -> str:
     """PEP 503 normalisation (as ``packaging.utils``, without importing it on the hot path)."""
-    return _SEPARATORS.sub("-", name).lower()
+    dashed = name.replace("_", "-").replace(".", "-")  # no re (start-up cost)
+    while "--" in dashed:  # each run of separators becomes one "-"
+        dashed = dashed.replace("--", "-")
+    return dashed.lower()
 
 
 def find_installed(target: Target, name: str) -> list[Installed]:

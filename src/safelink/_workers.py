@@ -12,19 +12,41 @@ from __future__ import annotations
 import errno
 import marshal
 import os
-import threading
+import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from . import errors
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def os_threads() -> int | None:
+    """How many threads this process has, as the kernel counts them (Linux), or None.
+
+    ``threading.active_count()`` sees only threads started through ``threading``: a
+    thread started by ``_thread`` (execnet, used by pytest-xdist, does that) or by a C
+    library (BLAS, gRPC) is invisible to it, and forking while one of them holds a
+    lock can deadlock the child. Python 3.12 warns about the same thing from the same
+    count."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return None
+
 
 def can_fork() -> bool:
-    return (
-        hasattr(os, "fork")
-        and threading.active_count() == 1
-        and not os.environ.get("SAFELINK_TEST_CRASH")
-    )
+    """May this process fork a worker? Only when it is the process's only thread."""
+    if not hasattr(os, "fork") or os.environ.get("SAFELINK_TEST_CRASH"):
+        return False
+    n = os_threads()
+    if n is not None:
+        return n == 1
+    # no /proc (macOS): the threads Python knows; none when threading is not loaded yet
+    # (importing it costs start-up time)
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() == 1
 
 
 def _encode_error(exc: BaseException) -> tuple[Any, ...]:

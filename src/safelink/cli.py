@@ -6,25 +6,26 @@ and exit 1; usage errors exit 2. Nothing here is imported by the library.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from . import __version__
+from ._argv import default_link_mode, install_args, parse_size
 from .errors import SafelinkError
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 
 def _size(text: str) -> int:
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-    t = text.strip().lower().rstrip("b").rstrip("i")
-    mult = units.get(t[-1:], 1)
-    num = t[:-1] if t[-1:] in units else t
     try:
-        return int(float(num) * mult)
+        return parse_size(text)
     except ValueError:
+        import argparse
+
         raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
 
 
@@ -61,7 +62,7 @@ def _link_options(p: argparse.ArgumentParser) -> None:
     """How files are placed: shared by ``install`` and ``sync``."""
     p.add_argument(
         "--link-mode",
-        default=os.environ.get("SAFELINK_LINK_MODE", "auto"),
+        default=default_link_mode(),
         metavar="MODE",
         help="auto (default), clone, hardlink, copy, symlink, or a plugin's name",
     )
@@ -90,29 +91,57 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON report for tools")
 
 
-class _Formatter(argparse.HelpFormatter):
+def _formatter(prog: str) -> argparse.HelpFormatter:
     """Help text as wide as ``$COLUMNS`` (default 100), without asking the terminal.
 
     argparse's own default imports ``shutil`` (and its compression modules) for
     every parser, which every install would pay for at start-up.
     """
+    import argparse
 
-    def __init__(self, prog: str) -> None:
-        columns = os.environ.get("COLUMNS", "")
-        super().__init__(prog, width=int(columns) - 2 if columns.isdigit() else 98)
+    columns = os.environ.get("COLUMNS", "")
+    return argparse.HelpFormatter(prog, width=int(columns) - 2 if columns.isdigit() else 98)
 
 
-def build_parser() -> argparse.ArgumentParser:
+COMMANDS = ("install", "sync", "uninstall", "probe", "verify", "repair", "cache")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with *command*, only that command's sub-parser (all a
+    command line starting with it can reach: the others are never consulted)."""
+
+    def want(name: str) -> bool:
+        return command is None or command == name
+
+    import argparse  # only here and on errors: a plain install line is read by _argv
+
     parser = argparse.ArgumentParser(
-        formatter_class=_Formatter,
+        formatter_class=_formatter,
         prog="safelink",
         description="Install wheels from a verified unpacked-wheel cache by linking.",
     )
     parser.add_argument("--version", action="version", version=f"safelink {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if want("install"):
+        _add_install_parser(sub)
+    if want("sync"):
+        _add_sync_parser(sub)
+    if want("uninstall"):
+        _add_uninstall_parser(sub)
+    if want("probe"):
+        _add_probe_parser(sub)
+    if want("verify"):
+        _add_verify_parser(sub)
+    if want("repair"):
+        _add_repair_parser(sub)
+    if want("cache"):
+        _add_cache_parser(sub)
+    return parser
 
+
+def _add_install_parser(sub: Any) -> None:
     p = sub.add_parser(
-        "install", formatter_class=_Formatter, help="install wheels into an environment"
+        "install", formatter_class=_formatter, help="install wheels into an environment"
     )
     p.add_argument("wheels", nargs="*", metavar="WHEEL")
     _target_options(p)
@@ -143,19 +172,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse wheels that unpack to more than SIZE (default 8G)",
     )
 
-    _add_sync_parser(sub)
 
+def _add_uninstall_parser(sub: Any) -> None:
     p = sub.add_parser(
-        "uninstall", formatter_class=_Formatter, help="remove distributions by their RECORD"
+        "uninstall", formatter_class=_formatter, help="remove distributions by their RECORD"
     )
     p.add_argument("names", nargs="+", metavar="NAME")
     _target_options(p)
     _common(p)
     p.add_argument("--strict", action="store_true", help="a name that is not installed is an error")
 
+
+def _add_probe_parser(sub: Any) -> None:
     p = sub.add_parser(
         "probe",
-        formatter_class=_Formatter,
+        formatter_class=_formatter,
         help="show what each link mode does between the cache and DIR",
     )
     p.add_argument(
@@ -167,9 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
 
+
+def _add_verify_parser(sub: Any) -> None:
     p = sub.add_parser(
         "verify",
-        formatter_class=_Formatter,
+        formatter_class=_formatter,
         help="deep-check the cache and environments against RECORD",
     )
     p.add_argument(
@@ -187,9 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
 
+
+def _add_repair_parser(sub: Any) -> None:
     p = sub.add_parser(
         "repair",
-        formatter_class=_Formatter,
+        formatter_class=_formatter,
         help="heal the cache; with --env, restore edited files",
     )
     p.add_argument(
@@ -205,11 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
 
-    p = sub.add_parser("cache", formatter_class=_Formatter, help="inspect and manage the cache")
+
+def _add_cache_parser(sub: Any) -> None:
+    p = sub.add_parser("cache", formatter_class=_formatter, help="inspect and manage the cache")
     p.add_argument("action", choices=("dir", "list", "size", "prune", "clean"))
     p.add_argument("names", nargs="*", metavar="NAME", help="for clean: only these projects")
     _common(p)
-    return parser
 
 
 SCHEMA = 1
@@ -217,7 +253,13 @@ SCHEMA = 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the first word names the command: build only its parser (start-up cost)
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    # a plain install line is read without argparse (start-up cost), as argparse reads it
+    args = install_args(argv) if command == "install" else None
+    if args is None:
+        args = build_parser(command).parse_args(argv)
     from . import _log
 
     as_json = bool(getattr(args, "json", False))
@@ -263,11 +305,15 @@ def _error(
 
 
 def _stderr_json(obj: dict[str, Any]) -> None:
+    import json  # only for --json (start-up cost)
+
     print(json.dumps({"schema": SCHEMA, **obj}), file=sys.stderr)
 
 
 def _json(obj: dict[str, Any]) -> None:
     """Print one ``--json`` document; every one carries the ``schema`` version first."""
+    import json  # only for --json (start-up cost)
+
     print(json.dumps({"schema": SCHEMA, **obj}, default=str))
 
 
@@ -589,6 +635,8 @@ def _probe(args: argparse.Namespace, cache: object) -> int:
 
 # -- the cache commands (printing only; the data comes from _cachecmd) ----------------
 def _cache_command(args: argparse.Namespace, cache: object) -> int:
+    import json
+
     from . import _cachecmd
     from ._cache import Cache
 
@@ -717,7 +765,7 @@ def _lock_install_options(p: argparse.ArgumentParser) -> None:
 def _add_sync_parser(sub: Any) -> None:
     p = sub.add_parser(
         "sync",
-        formatter_class=_Formatter,
+        formatter_class=_formatter,
         help="make an environment exactly what a pylock.toml selects (adds, replaces, removes)",
     )
     p.add_argument("lock", metavar="PYLOCK", help="a PEP 751 lock file (pylock.toml)")

@@ -13,8 +13,12 @@ point group; the entry point names a class (or instance) implementing
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import ClassVar, Protocol, runtime_checkable
+
+from .._dataclass import dataclass
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from ._protocol import Strategy
 
 DIR_FD = {os.open, os.link, os.stat, os.mkdir, os.unlink, os.symlink} <= os.supports_dir_fd
 """POSIX: the hot loop works on names relative to directory descriptors. Windows has
@@ -48,30 +52,6 @@ def close_dir(fd: int | None) -> None:
         os.close(fd)
 
 
-@runtime_checkable
-class Strategy(Protocol):
-    """How to put one cached file into an environment.
-
-    ``name`` selects it on the command line. ``shares_inode`` is true when the
-    installed file *is* the cached file (a hardlink): writes through it would
-    reach the cache, so the guard applies. ``isolated`` is true when nothing
-    done to the installed file can reach the cache (clone, copy).
-    """
-
-    name: ClassVar[str]
-    shares_inode: ClassVar[bool]
-    isolated: ClassVar[bool]
-
-    def link(self, pair: DirPair, src: str, dst: str, executable: bool) -> None:
-        """Create *dst* (relative to ``pair.dst_fd``) from *src* (relative to ``pair.src_fd``).
-
-        Must create *dst* exclusively (never write through an existing file),
-        leave no partial *dst* on failure, and raise ``OSError`` with the errno
-        of the underlying failure.
-        """
-        ...
-
-
 _REGISTRY: dict[str, Strategy] = {}
 _PLUGINS_LOADED = False
 
@@ -95,6 +75,8 @@ def _load_plugins() -> None:
             continue
         obj = ep.load()
         strategy = obj() if isinstance(obj, type) else obj
+        from ._protocol import Strategy
+
         if not isinstance(strategy, Strategy):
             raise TypeError(f"entry point {ep.name} = {ep.value} is not a safelink Strategy")
         _REGISTRY[ep.name] = strategy
@@ -120,6 +102,16 @@ def names() -> list[str]:
     _ensure_builtins()
     _load_plugins()
     return list(_REGISTRY)
+
+
+def __getattr__(name: str) -> object:
+    # the protocol lives in its own module: only plugin checks and type checkers need
+    # it, and it needs typing, which an install does not otherwise import
+    if name == "Strategy":
+        from ._protocol import Strategy
+
+        return Strategy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _ensure_builtins() -> None:

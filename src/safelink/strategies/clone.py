@@ -15,11 +15,15 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import ClassVar
 
 TYPE_CHECKING = False  # DirPair is only an annotation here (no import cycle)
 if TYPE_CHECKING:
     from . import DirPair
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import ClassVar
+
 
 FICLONE = 0x40049409
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)

@@ -7,11 +7,14 @@ read-only with a fixed mtime, and are checked before being handed on.
 from __future__ import annotations
 
 import os
-from typing import ClassVar
 
 TYPE_CHECKING = False  # DirPair is only an annotation here (no import cycle)
 if TYPE_CHECKING:
     from . import DirPair
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 
 class HardlinkStrategy:

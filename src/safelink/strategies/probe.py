@@ -11,11 +11,11 @@ files of dead processes, so even a probe killed mid-way leaves nothing behind fo
 from __future__ import annotations
 
 import errno
-import json
 import os
-from dataclasses import dataclass
 
 from .. import _layout
+from .._dataclass import dataclass
+from .._jsontext import dumps, loads
 from . import DirPair, close_dir, get, open_dir
 
 PROBED_MODES = ("clone", "hardlink", "copy", "symlink")
@@ -33,7 +33,7 @@ class ProbeResult:
         return mode in self.modes and self.modes[mode] is None
 
     def to_json(self) -> str:
-        return json.dumps({"modes": self.modes, "same_filesystem": self.same_filesystem})
+        return dumps({"modes": self.modes, "same_filesystem": self.same_filesystem})
 
 
 def describe_errno(exc: OSError) -> str:
@@ -117,8 +117,8 @@ def probe(cache_root: str, target_dir: str, *, refresh: bool = False) -> ProbeRe
     store = _layout.probe_file(cache_root, key)
     if not refresh:
         try:
-            with open(store, encoding="utf-8") as f:
-                d = json.load(f)
+            with open(store, "rb") as f:
+                d = loads(f.read().decode("utf-8"))
             result = ProbeResult(dict(d["modes"]), bool(d["same_filesystem"]))
             _memory[key] = result
             return result
