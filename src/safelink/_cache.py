@@ -102,6 +102,21 @@ class Entry:
         return out
 
 
+def _tampered(entry: Entry) -> list[tuple[str, str]] | None:
+    """:meth:`Entry.tampered_dirs` once its plan is loaded (and checked); None if the
+    entry was evicted meanwhile (``cache clean`` in another process)."""
+    try:
+        _ = entry.plan
+        tampered = entry.tampered_dirs()
+    except CacheCorrupt:
+        if not os.path.isdir(entry.path):
+            return None
+        raise
+    if tampered and not os.path.isdir(entry.path):
+        return None
+    return tampered
+
+
 class Cache:
     """A cache directory shared by every process and environment of a user."""
 
@@ -299,19 +314,29 @@ class Cache:
     def _checked(self, entry: Entry, wheel: str, filename: str) -> Entry | None:
         """An existing entry, after the checks a fresh admission would make of this file:
         the file name must name what the entry holds (same answer with a warm or a cold
-        cache), and the entry must be whole and ours (no symlinked directory).
+        cache), and the entry must be whole and ours (see :meth:`checked`).
         None if the entry was evicted meanwhile (``cache clean`` in another process)."""
-        try:
-            plan = entry.plan
-            tampered = entry.tampered_dirs()
-        except CacheCorrupt:
-            if not os.path.isdir(entry.path):
-                return None
-            raise
-        if tampered and not os.path.isdir(entry.path):
+        tampered = _tampered(entry)
+        if tampered is None:
             return None
-        if plan.filename != filename:
-            _check_filename(wheel, filename, plan)
+        if entry.plan.filename != filename:
+            _check_filename(wheel, filename, entry.plan)
+        if tampered:
+            path, why = tampered[0]
+            raise entry._corrupt(f"cannot be trusted: {path} {why}")
+        return entry
+
+    def checked(self, sha256: str) -> Entry | None:
+        """The entry of *sha256* after the checks every use of an entry makes: its plan
+        loads and passes, its directories are plain directories of this user's (or
+        root's) that nobody else can write. None if there is none (or it was evicted
+        meanwhile); :class:`CacheCorrupt` if it cannot be trusted."""
+        entry = self.get(sha256)
+        if entry is None:
+            return None
+        tampered = _tampered(entry)
+        if tampered is None:
+            return None
         if tampered:
             path, why = tampered[0]
             raise entry._corrupt(f"cannot be trusted: {path} {why}")
@@ -330,8 +355,20 @@ class Cache:
 
     # -- guard support -----------------------------------------------------
     def restore_file(self, entry: Entry, member: str, wheel: str | None = None) -> None:
-        """Replace one cached file with a pristine copy from the wheel (new inode)."""
-        heal(entry.plan, entry.files, member, wheel)
+        """Replace one cached file with a pristine copy from the wheel (new inode).
+
+        The file is the cache's, not the target's: a failure says so (one line naming
+        this cache), whichever command met it."""
+        try:
+            heal(entry.plan, entry.files, member, wheel)
+        except OSError as exc:
+            raise CacheCorrupt(
+                f"cannot restore the modified cached file {shown(member)} in the cache at "
+                f"{self.base}: {exc.strerror or exc}",
+                f"fix the cache's permissions or run 'safelink cache clean "
+                f"{shown(entry.plan.name)}'; nothing was changed",
+                errno=exc.errno,
+            ) from None
 
     # -- environment registry ---------------------------------------------
     def register_env(self, sha256: str, env_root: str) -> None:
@@ -564,8 +601,9 @@ def plan_problem(plan: Plan, sha256: str) -> str | None:
 
 
 def dir_problem(path: str) -> str | None:
-    """Why a directory of the cache is not to be trusted, or None (``lstat``: a symlink
-    is never followed)."""
+    """Why a directory of the cache is not to be trusted, or None: a symlink (``lstat``:
+    never followed), not a directory, or another user's or writable by others (the rule
+    :func:`trust_problem` applies to the cache's own directories)."""
     try:
         st = os.lstat(path)
     except OSError as exc:
@@ -574,6 +612,20 @@ def dir_problem(path: str) -> str | None:
         return "is a symlink"
     if not stat.S_ISDIR(st.st_mode):
         return "is not a directory"
+    return _foreign(st)
+
+
+def _foreign(st: os.stat_result) -> str | None:
+    """Why a directory of the cache with this ``stat`` could be written by another user
+    (owned by someone other than this user or root, or writable by others; group-writable
+    only for a user-private group), or None. Windows: not checked (ACLs)."""
+    if not hasattr(os, "geteuid"):  # pragma: no cover - Windows
+        return None
+    if st.st_uid not in (os.geteuid(), 0):
+        return f"is owned by uid {st.st_uid}, not by you or root"
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o002 or (mode & 0o020 and not _private_group(st.st_gid)):
+        return f"is writable by other users (mode {mode:04o})"
     return None
 
 
@@ -643,19 +695,21 @@ def trust_problem(base: str, root: str) -> tuple[str, str, str] | None:
             return None  # unreadable: the operations themselves will say so
         if stat.S_ISLNK(st.st_mode):
             return path, "is a symlink", f"remove it: rm {path}"
-        if st.st_uid not in (me, 0):
-            return path, f"is owned by uid {st.st_uid}, not by you or root", own_fix
-        mode = stat.S_IMODE(st.st_mode)
-        if mode & 0o002 or (mode & 0o020 and not _private_group(st.st_gid)):
-            return (
-                path,
-                f"is writable by other users (mode {mode:04o})",
-                f"run 'chmod go-w {path}' or {own_fix[0].lower()}{own_fix[1:]}",
-            )
+        why = _foreign(st)
+        if why is not None and st.st_uid not in (me, 0):
+            return path, why, own_fix
+        if why is not None:
+            return path, why, f"run 'chmod go-w {path}' or {own_fix[0].lower()}{own_fix[1:]}"
     parent = os.path.dirname(os.path.realpath(base))
     while True:
         try:
             st = os.stat(parent)
+        except FileNotFoundError:  # made when the cache is: what is above it decides
+            up = os.path.dirname(parent)
+            if up == parent:
+                return None
+            parent = up
+            continue
         except OSError:
             return None
         mode = stat.S_IMODE(st.st_mode)

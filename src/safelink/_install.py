@@ -170,7 +170,9 @@ def install(
         from ._satellite import route
 
         cache, entries, notes = route(cache, tgt.purelib, tgt.root, entries)
-        report.warnings.extend(notes)
+        for note in notes:
+            warn(note)  # said now: warnings from before the lock are not repeated below
+            report.warnings.append(note)
     report.timings["admit"] = time.perf_counter() - t0
 
     seen: dict[str, str] = {}

@@ -198,6 +198,14 @@ def known_envs(cache: Cache) -> list[str]:
     return out
 
 
+def _every_cache(cache: Cache) -> list[Cache]:
+    """The caches ``verify`` checks and ``repair`` heals: the cache and its satellites
+    on other filesystems (one that fails the cache trust rule is skipped, with a warning)."""
+    from ._satellite import caches
+
+    return [cache, *caches(cache)]
+
+
 def verify(
     cache: Cache, envs: list[str] | None = None, *, cache_only: bool = False
 ) -> VerifyReport:
@@ -207,9 +215,7 @@ def verify(
     not an environment raises :class:`~safelink.errors.TargetError` before
     anything is checked.
     """
-    from ._satellite import caches
-
-    every = [cache, *caches(cache)]  # the cache and its satellites on other filesystems
+    every = _every_cache(cache)
     if envs is not None:
         envs = [os.path.abspath(e) for e in envs]
         for env in envs:
@@ -240,7 +246,7 @@ def repair(
     roots = [os.path.abspath(e) for e in envs]
     for root in roots:
         site_dirs_of(root)
-    actions = repair_cache(cache, verify_cache(cache), dry_run)
+    actions = [a for c in _every_cache(cache) for a in repair_cache(c, verify_cache(c), dry_run)]
     for root in roots:
         with translated("repair", root), env_lock(root, lock_timeout):
             tgt = _env_target(root) or prefix_target(root)  # recovery needs only its root
