@@ -255,3 +255,95 @@ def test_name_problem_depth_and_length_edges() -> None:
     for name in ("a/" * (MAX_DEPTH - 1) + "a", "a/" * MAX_DEPTH + "a", "a/" * MAX_DEPTH,
                  "x" * 255, "x" * 256, "é" * 127 + "x", "é" * 128, "", "/", "a//"):
         assert name_problem(name) == _reference_name_problem(name), name
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(
+    st.lists(
+        st.one_of(_component, st.text(alphabet="ab./:\\ \x00\n\x85é-_", max_size=5)),
+        min_size=1,
+        max_size=5,
+    ),
+    st.booleans(),
+)
+def test_all_plain_never_passes_a_name_the_rule_refuses(
+    parts: list[str], trailing_slash: bool
+) -> None:
+    """The whole-list test admission runs first is only ever a shortcut: a name it
+    passes is one the per-name rule passes."""
+    from safelink._names import all_plain, name_problem
+
+    name = "/".join(parts) + ("/" if trailing_slash else "")
+    if all_plain([name]):
+        assert name_problem(name) is None
+        assert _reference_name_problem(name) is None
+
+
+def test_all_plain_edges() -> None:
+    from safelink._names import MAX_DEPTH, all_plain
+
+    assert all_plain(["a/b.py", "a/", ".libs/x", "x" * 255, "a/..b/.c", "a b/c+d~"])
+    for bad in ("..", "a/../b", "a/./b", "a//b", "/a", "a\\b", "c:x", "x" * 256, "é",
+                "a\nb", "a/.", "a/..", "a/" * MAX_DEPTH + "a", ""):
+        assert not all_plain(["ok", bad]), bad
+    assert all_plain(["a/" * (MAX_DEPTH - 1) + "a"])
+
+
+# -- the archive's member list: the whole-list passes against the member loop ---------------
+
+_MEMBER_NAME = st.lists(
+    st.sampled_from(["a", "A", "b", "a.py", "A.py", "b"] * 20
+                    + ["..", ".", "", "é", "e\u0301", "c:", "x\\y"]),
+    min_size=1,
+    max_size=3,
+).map("/".join)
+
+
+def _mostly(usual: object, *rare: object) -> st.SearchStrategy[object]:
+    return st.sampled_from([usual] * (25 * len(rare)) + list(rare))
+
+
+@st.composite
+def _infolists(draw: st.DrawFn) -> list:  # type: ignore[type-arg]
+    """Member lists of a few names from a small alphabet (so duplicates, case collisions
+    and files over directories are common), now and then with an unusual name, type,
+    flag, version or compression."""
+    import zipfile
+
+    out = []
+    for _ in range(draw(st.integers(0, 6))):
+        name = draw(_MEMBER_NAME) + str(draw(_mostly("", "/")))
+        info = zipfile.ZipInfo(name)
+        info.orig_filename = name + str(draw(_mostly("", "\x00x")))
+        info.create_system = int(draw(_mostly(3, 0)))  # type: ignore[call-overload]
+        mode = draw(_mostly(0o100644, 0, 0o100755, 0o40755, 0o120777, 0o10644, 0o170000))
+        info.external_attr = int(mode) << 16  # type: ignore[call-overload]
+        info.flag_bits = int(draw(_mostly(0, 0x800, 0x8, 0x1, 0x20, 0x40, 0x2000)))  # type: ignore[call-overload]
+        info.extract_version = int(draw(_mostly(20, 45, 63, 64)))  # type: ignore[call-overload]
+        info.compress_type = int(draw(_mostly(8, 0, 12, 14)))  # type: ignore[call-overload]
+        info.file_size = draw(st.integers(0, 10))
+        out.append(info)
+    return out
+
+
+@settings(max_examples=1500, deadline=None, database=None)
+@given(_infolists())
+def test_member_checks_fast_path_agrees_with_the_member_loop(infolist: list) -> None:  # type: ignore[type-arg]
+    """Where the whole-list passes answer, the member-by-member loop gives the same
+    answer; where the loop refuses the archive, the passes do not answer (and the
+    loop, run next, gives the one exact message)."""
+    from hypothesis import event
+
+    from safelink._wheel import _read_members, _read_plain
+
+    fast = _read_plain(infolist)
+    try:
+        slow = _read_members("w.whl", infolist)
+    except (UnsafeWheel, safelink.InvalidWheel):
+        event("refused")
+        assert fast is None
+        return
+    event("fast path" if fast is not None else "accepted by the loop only")
+    if fast is not None:
+        assert fast == slow
+        assert list(fast[0]) == list(slow[0])  # the same order: members are unpacked in it

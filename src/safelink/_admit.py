@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import _layout
@@ -62,7 +63,31 @@ def admit_locked(
     st: os.stat_result,
 ) -> tuple[str, Plan]:
     """Unpack the open wheel *f* (hash *sha*) into a new entry; the entry lock is held.
-    Returns the entry's directory and its plan."""
+    Returns the entry's directory and its plan.
+
+    The cyclic garbage collector is paused meanwhile: admission makes several objects
+    per member (zip infos, members, plan rows), none of them in a cycle, and each
+    collection would walk them all again."""
+    import gc
+
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _admit_locked(cache, wheel, filename, sha, max_unpacked, f, st)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _admit_locked(
+    cache: Cache,
+    wheel: str,
+    filename: str,
+    sha: str,
+    max_unpacked: int | None,
+    f: BinaryIO,
+    st: os.stat_result,
+) -> tuple[str, Plan]:
     try:
         tmp = _layout.temp_path(cache.ensure_dir(_layout.TMP), _layout.ADMIT)
         os.mkdir(tmp, 0o755)  # the entry it becomes: only this user may write it
@@ -140,15 +165,18 @@ def _extract(zf: ZipFile, info: WheelInfo, dest: str, wheel: str) -> set[str]:
     open archive: inflating, hashing and writing all release the GIL.
     """
     os.mkdir(dest, 0o755)
-    made: set[str] = set()
-    for d in {os.path.dirname(m.name) for m in info.members} - {""}:
-        parts = d.split("/")
-        made.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
-    for d in sorted(made):  # parents first, each 0755 whatever the umask (not only the leaf)
+    dirs: set[str] = set()
+    for parent in {m.name.rpartition("/")[0] for m in info.members}:
+        while parent and parent not in dirs:
+            dirs.add(parent)
+            parent = parent.rpartition("/")[0]
+    for d in sorted(dirs):  # a parent sorts before its children: one mkdir each
+        path = f"{dest}/{d}"
         try:
-            os.mkdir(os.path.join(dest, d), 0o755)
-        except FileExistsError:
-            pass
+            os.mkdir(path, 0o755)
+        except FileExistsError:  # "A" after "a" where names are case-insensitive
+            if not os.path.isdir(path):
+                raise
     shebang: set[str] = set()
     scripts_prefix = f"{info.data_dir}/scripts/"
     reader = _RawReader.for_zip(zf)
@@ -209,22 +237,26 @@ class _RawReader:
         ends = dict(zip(offsets, [*offsets[1:], limit], strict=True))
         return cls(fp.fileno(), zf.NameToInfo, ends)
 
-    def _data_start(self, name: str) -> tuple[ZipInfo, int]:
+    def _data_start(self, name: str, ahead: int = 0) -> tuple[ZipInfo, int, bytes]:
         """Check the local header against the central directory and the data against
-        the next member (no overlap); return the member's info and where its data begins."""
+        the next member (no overlap); return the member's info, where its data begins
+        and the bytes read past that point (up to *ahead* of them: one ``pread`` for
+        the header, the name and a small member's data)."""
         from zipfile import BadZipFile
 
         info = self.infos[name]
         start = info.header_offset
-        head = os.pread(self.fd, 30, start)
-        if len(head) != 30 or head[:4] != b"PK\x03\x04":
+        # The local name and extra field usually match the central directory's.
+        guess = 30 + len(info.orig_filename) * 4 + len(info.extra) + 16
+        buf = os.pread(self.fd, guess + ahead, start)
+        if len(buf) < 30 or buf[:4] != b"PK\x03\x04":
             raise BadZipFile(f"bad local file header for {name!r}")
-        flags = int.from_bytes(head[6:8], "little")
+        flags = int.from_bytes(buf[6:8], "little")
         if flags & 0x60:
             raise BadZipFile(f"unsupported flags 0x{flags:04x} in the local header")
-        n = int.from_bytes(head[26:28], "little")
-        extra = int.from_bytes(head[28:30], "little")
-        raw_name = os.pread(self.fd, n, start + 30)
+        n = int.from_bytes(buf[26:28], "little")
+        extra = int.from_bytes(buf[28:30], "little")
+        raw_name = buf[30 : 30 + n] if 30 + n <= len(buf) else os.pread(self.fd, n, start + 30)
         local = raw_name.decode("utf-8" if flags & 0x800 else "cp437", "replace")
         if local != info.orig_filename:
             raise BadZipFile(f"file name in directory {info.orig_filename!r} and header differ")
@@ -233,15 +265,16 @@ class _RawReader:
             raise BadZipFile("overlapped entries (a zip bomb?)")
         if info.compress_type not in (0, 8):
             raise BadZipFile(f"unsupported compression method {info.compress_type}")
-        return info, begin
+        return info, begin, buf[30 + n + extra :]
 
     def read(self, name: str) -> bytes:
         from zipfile import BadZipFile
 
         zlib = inflate_lib()
-        info, begin = self._data_start(name)
-        raw = os.pread(self.fd, info.compress_size, begin)
-        if len(raw) != info.compress_size:
+        info, begin, have = self._data_start(name, self.infos[name].compress_size)
+        size = info.compress_size
+        raw = have[:size] if len(have) >= size else os.pread(self.fd, size, begin)
+        if len(raw) != size:
             raise BadZipFile("truncated member data")
         if info.compress_type == 0:
             data = raw
@@ -260,7 +293,7 @@ class _RawReader:
         from zipfile import BadZipFile
 
         zlib = inflate_lib()
-        info, pos = self._data_start(name)
+        info, pos, _ = self._data_start(name)
         left, size, crc = info.compress_size, 0, 0
         inflate = zlib.decompressobj(-15) if info.compress_type == 8 else None
         while left:
@@ -304,59 +337,84 @@ def _extract_some(
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
     create = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for m in members:
-        h = hashlib.new(m.hash_name)
-        fd = os.open(os.path.join(dest, m.name), create, 0o600)
-        try:
-            if reader is not None and m.size <= _CHUNK:  # most members: one of each
-                data = reader.read(m.name)
-                size = len(data)
-                h.update(data)
-                write_all(fd, data)
-                head = data[:8]
-            elif reader is not None:  # a big member: streamed, same checks
-                size = 0
-                head = b""
-                for piece in reader.stream(m.name):
-                    if not size:
-                        head = piece[:8]
-                    h.update(piece)
-                    size += len(piece)
-                    write_all(fd, piece)
-            else:  # no pread here: zipfile's own reader
-                with zf.open(m.name) as src:
-                    if m.size <= _CHUNK:
-                        data = src.read(m.size + 1)
-                        size = len(data)
-                        h.update(data)
-                        write_all(fd, data)
-                        head = data[:8]
-                    else:
-                        size = 0
-                        head = b""
-                        while n := src.readinto(buf):  # type: ignore[attr-defined]
-                            chunk = view[:n]
-                            if not size:
-                                head = bytes(chunk[:8])
-                            h.update(chunk)
-                            size += n
-                            write_all(fd, chunk)  # type: ignore[arg-type]
-            if head == b"#!python" and m.name.startswith(scripts_prefix):
-                shebang.add(m.name)
-            if size != m.size:
+    # Files are created relative to their directory's fd (one path walk per directory,
+    # not one per file): members in name order, so a directory's files come together.
+    at_dir = os.open in os.supports_dir_fd
+    if at_dir:
+        members = sorted(members, key=_NAME)
+    here, dfd = "", -1
+    try:
+        for m in members:
+            h = hashlib.new(m.hash_name)
+            path = f"{dest}/{m.name}"
+            if at_dir:
+                folder, _, base = m.name.rpartition("/")
+                if dfd < 0 or folder != here:
+                    if dfd >= 0:
+                        os.close(dfd)
+                        dfd = -1
+                    dfd = os.open(f"{dest}/{folder}" if folder else dest, _DIR)
+                    here = folder
+                fd = os.open(base, create, 0o600, dir_fd=dfd)
+            else:  # pragma: no cover - Windows
+                fd = os.open(path, create, 0o600)
+            try:
+                if reader is not None and m.size <= _CHUNK:  # most members: one of each
+                    data = reader.read(m.name)
+                    size = len(data)
+                    h.update(data)
+                    write_all(fd, data)
+                    head = data[:8]
+                elif reader is not None:  # a big member: streamed, same checks
+                    size = 0
+                    head = b""
+                    for piece in reader.stream(m.name):
+                        if not size:
+                            head = piece[:8]
+                        h.update(piece)
+                        size += len(piece)
+                        write_all(fd, piece)
+                else:  # no pread here: zipfile's own reader
+                    with zf.open(m.name) as src:
+                        if m.size <= _CHUNK:
+                            data = src.read(m.size + 1)
+                            size = len(data)
+                            h.update(data)
+                            write_all(fd, data)
+                            head = data[:8]
+                        else:
+                            size = 0
+                            head = b""
+                            while n := src.readinto(buf):  # type: ignore[attr-defined]
+                                chunk = view[:n]
+                                if not size:
+                                    head = bytes(chunk[:8])
+                                h.update(chunk)
+                                size += n
+                                write_all(fd, chunk)  # type: ignore[arg-type]
+                if head == b"#!python" and m.name.startswith(scripts_prefix):
+                    shebang.add(m.name)
+                if size != m.size:
+                    raise InvalidWheel(
+                        f"{shown(wheel)}: {shown(m.name)} is {size} bytes, RECORD says {m.size}"
+                    )
+                if encode_digest(h.digest()) != m.hash_hex:
+                    raise InvalidWheel(
+                        f"{shown(wheel)}: {shown(m.name)} does not match its RECORD hash"
+                    )
+                seal(fd, path, sealed_mode(m.executable))
+            except (*corrupt, ValueError, NotImplementedError) as exc:
+                # ValueError: a local name flagged UTF-8 that is not (zipfile.open's path)
                 raise InvalidWheel(
-                    f"{shown(wheel)}: {shown(m.name)} is {size} bytes, RECORD says {m.size}"
-                )
-            if encode_digest(h.digest()) != m.hash_hex:
-                raise InvalidWheel(
-                    f"{shown(wheel)}: {shown(m.name)} does not match its RECORD hash"
-                )
-            seal(fd, os.path.join(dest, m.name), sealed_mode(m.executable))
-        except (*corrupt, ValueError, NotImplementedError) as exc:
-            # ValueError: a local name flagged UTF-8 that is not (zipfile.open's path)
-            raise InvalidWheel(
-                f"{shown(wheel)}: corrupt archive at {shown(m.name)}: {shown(str(exc))}"
-            ) from None
-        finally:
-            os.close(fd)
-        crash_point("admit-mid")
+                    f"{shown(wheel)}: corrupt archive at {shown(m.name)}: {shown(str(exc))}"
+                ) from None
+            finally:
+                os.close(fd)
+            crash_point("admit-mid")
+    finally:
+        if dfd >= 0:
+            os.close(dfd)
+
+
+_NAME = attrgetter("name")
+_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)

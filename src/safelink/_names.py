@@ -97,6 +97,24 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+_COMPONENT = rf"(?!\.\.?(?:/|\Z))[ -.0-9;-\[\]-~]{{1,{MAX_NAME_BYTES}}}"
+_PLAIN = rf"(?:{_COMPONENT}/)*{_COMPONENT}/?"
+"""A plain name: printable ASCII components (no ``/``, ``\\``, ``:``) of 1-255
+characters, none ``.`` or ``..``, an optional trailing ``/``: always safe."""
+
+
+def all_plain(names: list[str]) -> bool:
+    """True only if every name passes :func:`name_problem` (a sufficient test, run at C
+    speed over the whole list: plain components, fewer than :data:`MAX_DEPTH` slashes).
+    False says nothing; the caller then checks name by name for the exact message."""
+    import re  # admission only (start-up cost)
+    from operator import methodcaller
+
+    if not all(map(re.compile(_PLAIN).fullmatch, names)):
+        return False
+    return max(map(methodcaller("count", "/"), names), default=0) < MAX_DEPTH
+
+
 def check_member_name(filename: str, name: str, what: str = "member") -> None:
     """Raise :class:`UnsafeWheel` unless *name* is a safe member name (see
     :func:`name_problem`). *what* names the source (``member`` or ``RECORD path``)."""

@@ -222,10 +222,11 @@ def make_plan(info: WheelInfo, sha256: str, shebang: set[str], source: str) -> P
             scripts.append((m.name, dest, digest))
             continue
         links.setdefault(scheme, []).append((m.name, dest, m.size, digest, m.executable))
-        parent = os.path.dirname(dest)
-        while parent and parent not in dirs.setdefault(scheme, set()):
-            dirs[scheme].add(parent)
-            parent = os.path.dirname(parent)
+        parent = dest.rpartition("/")[0]
+        known = dirs.setdefault(scheme, set())
+        while parent and parent not in known:
+            known.add(parent)
+            parent = parent.rpartition("/")[0]
     dirs.setdefault(root, set()).add(info.dist_info)
     for rows in links.values():
         rows.sort(key=lambda r: r[1])

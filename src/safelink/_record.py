@@ -214,12 +214,19 @@ def _field(value: str) -> str:
 def render_record(rows: Iterable[tuple[str, str, int | str]]) -> str:
     """RECORD text for *rows* of (path, hash, size): ``\\n`` line ends, a field quoted
     only when it holds a comma, quote, CR or LF (as ``csv.writer`` does)."""
+    rows = list(rows)
+    text = "".join([f"{p}{h}" for p, h, _s in rows])
+    if "," not in text and '"' not in text and "\r" not in text and "\n" not in text:
+        return "".join([f"{p},{h},{s}\n" for p, h, s in rows])  # nothing to quote
     return "".join(f"{_field(p)},{_field(h)},{s}\n" for p, h, s in rows)
 
 
 def first_duplicate(paths: Iterable[str]) -> str | None:
     """The first path that occurs twice, or None: a RECORD never lists a file twice
     (uninstall and verify would act on it twice, or on the wrong content)."""
+    paths = list(paths)
+    if len(set(paths)) == len(paths):
+        return None
     seen: set[str] = set()
     for p in paths:
         if p in seen:

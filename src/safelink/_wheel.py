@@ -16,6 +16,8 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from email.parser import HeaderParser
+from itertools import pairwise
+from operator import attrgetter
 
 from packaging.tags import Tag
 from packaging.utils import (
@@ -26,7 +28,14 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from ._names import REFUSED, check_entry_point_name, check_member_name, has_control, shown
+from ._names import (
+    REFUSED,
+    all_plain,
+    check_entry_point_name,
+    check_member_name,
+    has_control,
+    shown,
+)
 from ._record import MalformedRecord, parse_record, size_of
 from .errors import InvalidWheel, UnsafeWheel, WheelTooLarge
 
@@ -163,63 +172,12 @@ def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> 
     except (InvalidWheelFilename, ValueError) as exc:
         raise InvalidWheel(f"{filename}: not a valid wheel filename: {shown(str(exc))}") from None
 
-    infos: dict[str, zipfile.ZipInfo] = {}
-    seen_norm: dict[str, str] = {}
-    total = 0
-    for info in zf.infolist():
-        raw = info.filename
-        # zipfile cuts names at a NUL byte; the name as stored is what counts.
-        check_member_name(filename, raw)
-        if info.orig_filename != raw:
-            check_member_name(filename, info.orig_filename)
-        kind = _special_kind(info)
-        if kind is not None:
-            raise _unsafe(filename, raw, f"is {kind}, not a regular file")
-        if info.flag_bits & 0x1:
-            raise InvalidWheel(f"{filename}: member {raw!r} is encrypted")
-        for bit, what in _FLAGS:
-            if info.flag_bits & (1 << bit):
-                raise InvalidWheel(
-                    f"{filename}: member {raw!r} uses {what} (zip flag bit {bit})",
-                    "wheels never do; rebuild it with a standard zip tool",
-                )
-        if info.extract_version > _MAX_EXTRACT_VERSION:
-            raise InvalidWheel(
-                f"{filename}: member {raw!r} needs zip version "
-                f"{info.extract_version / 10:.1f} to extract, newer than any wheel uses",
-                "rebuild it with a standard zip tool",
-            )
-        if info.compress_type not in _COMPRESSION:
-            raise InvalidWheel(
-                f"{filename}: member {raw!r} uses unsupported compression method "
-                f"{info.compress_type}",
-                "wheels must use deflate or no compression",
-            )
-        if info.is_dir():
-            continue
-        if raw in infos:
-            raise InvalidWheel(f"{filename}: duplicate member {raw!r}")
-        key = _norm(raw)
-        if key in seen_norm:
-            raise _unsafe(
-                filename,
-                raw,
-                f"collides with {seen_norm[key]!r} on case-insensitive or normalising filesystems",
-            )
-        seen_norm[key] = raw
-        infos[raw] = info
-        total += info.file_size
-    # A file that is also another member's parent directory cannot be unpacked
-    # (and would make two members fight over one path on case-insensitive systems).
-    for key, raw in seen_norm.items():
-        parent = key.rpartition("/")[0]
-        while parent:
-            if parent in seen_norm:
-                raise InvalidWheel(
-                    f"{filename}: member {seen_norm[parent]!r} is a file, but {raw!r} "
-                    "needs it to be a directory"
-                )
-            parent = parent.rpartition("/")[0]
+    infolist = zf.infolist()
+    fast = _read_plain(infolist)
+    if fast is not None:
+        infos, total = fast
+    else:
+        infos, total = _read_members(filename, infolist)
     cap = DEFAULT_MAX_UNPACKED if max_unpacked is None else max_unpacked
     if total > cap:
         raise WheelTooLarge(
@@ -259,10 +217,12 @@ def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> 
     except MalformedRecord as exc:
         raise InvalidWheel(f"{filename}: malformed RECORD {exc}") from None
     rows: dict[str, tuple[str, str, int]] = {}
+    plain = all_plain([row[0] for row in parsed])  # then no path below can be unsafe
     for path, digest, size_field in parsed:
         if path in rows:
             raise InvalidWheel(f"{filename}: RECORD lists {path!r} twice")
-        check_member_name(filename, path, "RECORD path")
+        if not plain:
+            check_member_name(filename, path, "RECORD path")
         if path == record_path or path.startswith(f"{dist_info}/RECORD."):
             continue
         algo, sep, hexdigest = digest.partition("=")
@@ -316,6 +276,126 @@ def read_wheel(zf: zipfile.ZipFile, filename: str, max_unpacked: int | None) -> 
         newer_wheel_version=newer,
     )
 
+
+
+def _read_plain(
+    infolist: list[zipfile.ZipInfo],
+) -> tuple[dict[str, zipfile.ZipInfo], int] | None:
+    """:func:`_read_members` for the common archive, in whole-list passes at C speed:
+    plain ASCII names (see ``_names.all_plain``), regular files, no unusual flags,
+    version or compression, no duplicates, collisions or file-over-directory. None
+    when anything is unusual: the caller then runs :func:`_read_members`, which finds
+    the same problem (or none) and says exactly what it is."""
+    names = list(map(_ORIG_NAME, infolist))
+    if list(map(_NAME, infolist)) != names or not all_plain(names):
+        return None
+    if any(map(_UNUSUAL, {_SHAPE(i) for i in infolist})):
+        return None
+    files = [i for i in infolist if not i.filename.endswith("/")]
+    raws = list(map(_NAME, files))
+    infos = dict(zip(raws, files, strict=True))
+    keys = "\n".join(raws).lower().split("\n") if raws else []  # ASCII: _norm is lower()
+    if len(infos) != len(raws) or len(set(keys)) != len(raws):
+        return None  # a duplicate or a case collision
+    # A file that is some other member's parent: with "/" sorted before every other
+    # character, a key's descendants come right after it.
+    order = sorted(k.replace("/", "\x00") for k in keys)
+    if any(b.startswith(a + "\x00") for a, b in pairwise(order)):
+        return None
+    return infos, sum(map(_SIZE, files))
+
+
+def _shape(info: zipfile.ZipInfo) -> tuple[int, int, int, int, int]:
+    return (
+        info.create_system,
+        stat.S_IFMT(info.external_attr >> 16),
+        info.flag_bits & _BAD_FLAGS,
+        info.extract_version,
+        info.compress_type,
+    )
+
+
+def _unusual(shape: tuple[int, int, int, int, int]) -> bool:
+    system, kind, flags, version, compression = shape
+    return (
+        (system == 3 and kind not in (0, stat.S_IFREG, stat.S_IFDIR))
+        or flags != 0
+        or version > _MAX_EXTRACT_VERSION
+        or compression not in _COMPRESSION
+    )
+
+
+_ORIG_NAME = attrgetter("orig_filename")
+_NAME = attrgetter("filename")
+_SIZE = attrgetter("file_size")
+_SHAPE = _shape
+_UNUSUAL = _unusual
+_BAD_FLAGS = 0x1 | sum(1 << bit for bit, _ in _FLAGS)
+
+
+def _read_members(
+    filename: str, infolist: list[zipfile.ZipInfo]
+) -> tuple[dict[str, zipfile.ZipInfo], int]:
+    """Check every member (name, type, flags, version, compression, duplicates, case
+    collisions, files over directories); the first problem in archive order is raised."""
+    infos: dict[str, zipfile.ZipInfo] = {}
+    seen_norm: dict[str, str] = {}
+    total = 0
+    for info in infolist:
+        raw = info.filename
+        # zipfile cuts names at a NUL byte; the name as stored is what counts.
+        check_member_name(filename, raw)
+        if info.orig_filename != raw:
+            check_member_name(filename, info.orig_filename)
+        kind = _special_kind(info)
+        if kind is not None:
+            raise _unsafe(filename, raw, f"is {kind}, not a regular file")
+        if info.flag_bits & 0x1:
+            raise InvalidWheel(f"{filename}: member {raw!r} is encrypted")
+        for bit, what in _FLAGS:
+            if info.flag_bits & (1 << bit):
+                raise InvalidWheel(
+                    f"{filename}: member {raw!r} uses {what} (zip flag bit {bit})",
+                    "wheels never do; rebuild it with a standard zip tool",
+                )
+        if info.extract_version > _MAX_EXTRACT_VERSION:
+            raise InvalidWheel(
+                f"{filename}: member {raw!r} needs zip version "
+                f"{info.extract_version / 10:.1f} to extract, newer than any wheel uses",
+                "rebuild it with a standard zip tool",
+            )
+        if info.compress_type not in _COMPRESSION:
+            raise InvalidWheel(
+                f"{filename}: member {raw!r} uses unsupported compression method "
+                f"{info.compress_type}",
+                "wheels must use deflate or no compression",
+            )
+        if info.is_dir():
+            continue
+        if raw in infos:
+            raise InvalidWheel(f"{filename}: duplicate member {raw!r}")
+        key = _norm(raw)
+        if key in seen_norm:
+            raise _unsafe(
+                filename,
+                raw,
+                f"collides with {seen_norm[key]!r} on case-insensitive or normalising filesystems",
+            )
+        seen_norm[key] = raw
+        infos[raw] = info
+        total += info.file_size
+    # A file that is also another member's parent directory cannot be unpacked
+    # (and would make two members fight over one path on case-insensitive systems).
+    for key, raw in seen_norm.items():
+        parent = key.rpartition("/")[0]
+        while parent:
+            if parent in seen_norm:
+                raise InvalidWheel(
+                    f"{filename}: member {seen_norm[parent]!r} is a file, but {raw!r} "
+                    "needs it to be a directory"
+                )
+            parent = parent.rpartition("/")[0]
+    return infos, total
 
 def _check_metadata(
     zf: zipfile.ZipFile,
