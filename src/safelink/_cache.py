@@ -27,7 +27,7 @@ from ._lock import LockTimeout, discard, file_lock
 from ._names import shown
 from ._plan import Plan
 from ._plan import load as load_plan
-from ._record import sha256
+from ._record import bulk_sha256, sha256
 from .errors import CacheCorrupt, InvalidWheel, SafelinkError
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
@@ -228,7 +228,7 @@ class Cache:
         if known is not None:
             return known, None
         key = self._index_key(wheel, st)
-        h = sha256()
+        h = bulk_sha256()
         while chunk := f.read(_CHUNK):
             h.update(chunk)
         return h.hexdigest(), key

@@ -84,6 +84,16 @@ def sha256(data: bytes = b"") -> _Hash:
     return _SHA256(data)  # type: ignore[no-any-return]
 
 
+def bulk_sha256() -> _Hash:
+    """A sha256 hash object for megabytes (a whole wheel file): hashlib's, on OpenSSL,
+    which uses the CPU's SHA instructions where there are some (about six times the
+    built-in implementation's speed here: 570 against 92 MB/s). Its import (a few ms)
+    is paid only when a wheel file must be hashed, which a warm install does not do."""
+    import hashlib
+
+    return hashlib.sha256()
+
+
 _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
 
