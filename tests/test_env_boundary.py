@@ -130,6 +130,41 @@ def test_a_name_that_claims_to_be_a_journal_stops_the_run(
         assert snapshot(new_venv, canary) == before
 
 
+NOT_OUR_SHAPE = [
+    ".safelink-tmp-aaaaaaaaaaaaaaaa-" + "\u00e9" * 24,  # non-ASCII tag: hmac raised TypeError
+    ".safelink-journal-aaaaaaaaaaaaaaaa-" + "\u00e9" * 24,
+    ".safelink-stash-" + "\u00e9" * 16 + "-" + "b" * 24,
+    ".safelink-journal-aaaaaaaaaaaaaaaa-" + "B" * 24,  # not what make_name writes
+    ".safelink-tmp-aaaaaaaaaaaaaaaa-" + "g" * 24,
+]
+
+
+@pytest.mark.parametrize("name", NOT_OUR_SHAPE)
+def test_a_name_not_shaped_like_ours_is_just_a_file(
+    tmp_path: Path, new_venv: Path, name: str
+) -> None:
+    """A ``.safelink-`` name that is not exactly ``<kind>-<16 hex>-<24 hex>`` (touched by
+    anyone, or shipped by a wheel through ``.data/data``) is an ordinary file: every
+    command runs, and the file is never read, moved or removed."""
+    cache = tmp_path / "cache"
+    (new_venv / name).write_bytes(b"someone's file")
+    shipped = name[:-1] + ("\u00ea" if name.endswith("\u00e9") else "c")  # by a wheel
+    evil = make_wheel(
+        tmp_path, "evil", "1.0", {"evil.py": b"", f"evil-1.0.data/data/{shipped}": b"shipped"}
+    )
+    for argv in (
+        ["install", *args(new_venv, cache), str(evil)],
+        ["install", *args(new_venv, cache), str(small_wheel(tmp_path))],
+        ["uninstall", "--python", str(new_venv), "other"],
+        ["uninstall", "--python", str(new_venv), "evil"],
+    ):
+        proc = run_cli(*argv)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, (argv, proc.stderr)
+        assert (new_venv / name).read_bytes() == b"someone's file"
+        assert (new_venv / shipped).exists() == (argv[-1] != "evil"), argv
+    assert [n for n in os.listdir(new_venv) if n.startswith(".safelink-")] == [name]
+
+
 def test_wheel_file_with_a_reserved_name_at_the_root_is_refused(
     tmp_path: Path, new_venv: Path
 ) -> None:
