@@ -231,6 +231,36 @@ def test_authentic_journal_with_bad_content_is_one_line(
     assert snapshot(new_venv, canary) == before
 
 
+def test_journal_mac_is_checked_like_every_token(
+    tmp_path: Path, new_venv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal's MAC goes through the one check for tokens (``_atomic.verifies``:
+    constant time, ``hmac.compare_digest``, never ``!=``); a MAC of any other shape
+    (non-ASCII, upper case, not a string) is simply 'does not match', one line."""
+    import hmac
+    import types
+
+    from safelink import _transaction
+
+    compared: list[object] = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: compared.append(b) or real(a, b))
+    key = _atomic.user_key()
+    body = {"format": 1, "op": "install", "what": [], "phase": "linking", "token": "0" * 16}
+    target = types.SimpleNamespace(root=str(new_venv))
+    for mac in ["0" * 64, "\u00e9" * 64, "A" * 64, 5, None]:
+        name = write_journal(new_venv, {**body, "stash": _atomic.make_name("stash", key)})
+        outer = json.loads((new_venv / name).read_text())
+        (new_venv / name).write_text(json.dumps({**outer, "mac": mac}))
+        with pytest.raises(safelink.SafelinkError, match="authentication does not match"):
+            _transaction._load(target, name, key)  # type: ignore[arg-type]
+        if mac == "\u00e9" * 64:
+            proc = run_cli("uninstall", "--python", str(new_venv), "other")
+            assert_one_line_error(proc, name, "authentication does not match")
+        os.unlink(new_venv / name)
+    assert "0" * 64 in compared
+
+
 def test_authentic_journal_never_acts_through_a_symlinked_directory(
     tmp_path: Path, new_venv: Path, canary: Path
 ) -> None:
