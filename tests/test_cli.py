@@ -387,3 +387,23 @@ def test_the_library_never_prints() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("spelling", "value"),
+    [("separate", "inf"), ("equals", "1e400"), ("argparse", "nan"), ("equals", "-1")],
+)
+def test_a_size_that_is_not_a_byte_count_is_a_usage_error(
+    tmp_path: Path, spelling: str, value: str
+) -> None:
+    """``--max-unpacked-size inf`` (or 1e400, nan): exit 2, one usage line, no traceback,
+    whichever reader sees the line (the plain fast path or argparse)."""
+    opt = {
+        "separate": ["--max-unpacked-size", value],
+        "equals": [f"--max-unpacked-size={value}"],
+        "argparse": ["--max-unpacked", value],  # an abbreviation: only argparse reads it
+    }[spelling]
+    proc = run_cli("install", *opt, str(tmp_path / "x-1.0-py3-none-any.whl"))
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert f"not a size: '{value}'" in proc.stderr.splitlines()[-1], proc.stderr
