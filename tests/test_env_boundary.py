@@ -192,7 +192,10 @@ def write_journal(venv: Path, body: object, *, stash: str | None = None) -> str:
 
 @pytest.mark.parametrize(
     "case",
-    ["absolute", "dotdot", "stash-outside", "stash-unsigned", "types", "not-json", "bad-mac"],
+    [
+        "absolute", "dotdot", "stash-outside", "stash-unsigned", "types", "not-json",
+        "bad-mac", "deep-outer", "deep-inner",
+    ],
 )
 def test_authentic_journal_with_bad_content_is_one_line(
     tmp_path: Path, new_venv: Path, canary: Path, case: str
@@ -220,6 +223,12 @@ def test_authentic_journal_with_bad_content_is_one_line(
     name = write_journal(new_venv, body)
     if case == "not-json":
         (new_venv / name).write_text("{")
+    elif case == "deep-outer":  # json raised RecursionError
+        (new_venv / name).write_text("[" * 100000)
+    elif case == "deep-inner":
+        text = "[" * 100000
+        mac = _atomic.sign(key, "journal", name, text)
+        (new_venv / name).write_text(json.dumps({"journal": text, "mac": mac}))
     elif case == "bad-mac":
         outer = json.loads((new_venv / name).read_text())
         outer["journal"] = outer["journal"].replace("evil", "evil2")

@@ -59,7 +59,7 @@ from ._atomic import (
 from ._environment import Target
 from ._fsops import rmdir_quiet, rmtree_quiet, unlink_quiet, write_all
 from ._hooks import crash_point
-from ._jsontext import dumps
+from ._jsontext import dumps, loads
 from ._names import shown
 from ._plan import Plan
 from .errors import SafelinkError
@@ -525,9 +525,7 @@ def _load(target: Target, name: str, key: bytes) -> Transaction:
                     raise _damaged(path, "too large")
         finally:
             os.close(fd)
-        import json  # reading a journal: after an interrupted run only
-
-        outer = json.loads(raw)
+        outer = loads(raw)
     except OSError as exc:
         raise _damaged(path, exc.strerror or "unreadable") from None
     except ValueError:
@@ -538,7 +536,7 @@ def _load(target: Target, name: str, key: bytes) -> Transaction:
     if not verifies(sign(key, "journal", name, text), mac):
         raise _damaged(path, "its authentication does not match")
     try:
-        body: Any = json.loads(text)
+        body: Any = loads(text)
     except ValueError:
         raise _damaged(path, "not JSON") from None
     why = _check_body(body)
