@@ -305,3 +305,44 @@ def test_plan_path_rule(paths: list[str], bad: bool) -> None:
     from safelink._cache import _bad_paths
 
     assert _bad_paths(paths) is bad
+
+
+BAD_PROBE_RECORDS = [
+    "[1]",
+    '"x"',
+    "NaN",
+    '{"modes": 5, "same_filesystem": true}',
+    '{"modes": {"bogus": null}}',
+    '{"modes": {"bogus": null}, "same_filesystem": true}',
+    "[" * 100000,  # RecursionError in json
+]
+
+
+def test_a_probe_record_not_as_written_is_probed_again(tmp_path: Path) -> None:
+    """A probe record in the cache that is not exactly what safelink writes (another
+    JSON shape, unknown or missing modes) counts as no record: the next auto install
+    probes again, links as the probe says, and rewrites the record."""
+    whl, cache, a, _, _ = hardlinked(tmp_path)
+    [store] = (cache / "v1" / "probes").iterdir()
+    good = json.loads(store.read_text())
+    for bad in BAD_PROBE_RECORDS:
+        store.write_text(bad)
+        proc = run_cli(
+            "install", "--reinstall", "--cache-dir", str(cache), "--python", str(a), str(whl)
+        )
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, (bad[:50], proc.stderr)
+        assert "hardlink" in proc.stdout, (bad[:50], proc.stdout)
+        assert json.loads(store.read_text()) == good, bad[:50]
+
+
+def test_deeply_nested_json_in_an_environment_is_no_record(tmp_path: Path) -> None:
+    """``safelink.json`` (read by sync) and ``direct_url.json`` (read by repair) are
+    the environment's, so anything may be in them: too deep to read is no record."""
+    from safelink import _marker, _verify
+
+    dist_info = tmp_path / "demo-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "safelink.json").write_text("[" * 100000)
+    (dist_info / "direct_url.json").write_text('{"a":' * 100000)
+    assert _marker.installed_sha256(str(dist_info)) is None
+    assert _verify._entry_for(safelink.Cache(tmp_path / "cache"), str(dist_info)) is None

@@ -387,3 +387,38 @@ def test_the_library_never_prints() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("spelling", "value"),
+    [("separate", "inf"), ("equals", "1e400"), ("argparse", "nan"), ("equals", "-1")],
+)
+def test_a_size_that_is_not_a_byte_count_is_a_usage_error(
+    tmp_path: Path, spelling: str, value: str
+) -> None:
+    """``--max-unpacked-size inf`` (or 1e400, nan): exit 2, one usage line, no traceback,
+    whichever reader sees the line (the plain fast path or argparse)."""
+    opt = {
+        "separate": ["--max-unpacked-size", value],
+        "equals": [f"--max-unpacked-size={value}"],
+        "argparse": ["--max-unpacked", value],  # an abbreviation: only argparse reads it
+    }[spelling]
+    proc = run_cli("install", *opt, str(tmp_path / "x-1.0-py3-none-any.whl"))
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert f"not a size: '{value}'" in proc.stderr.splitlines()[-1], proc.stderr
+
+
+def test_columns_that_are_not_ascii_digits_are_ignored() -> None:
+    """``COLUMNS=²`` (``'²'.isdigit()`` is true, ``int('²')`` fails): help and usage
+    errors still work, at the default width."""
+    env = {"COLUMNS": "\u00b2"}
+    proc = run_cli("install", "--help", env=env)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert "--max-unpacked-size" in proc.stdout
+    proc = run_cli("uninstall", "--no-such-option", "x", env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "unrecognized arguments: --no-such-option" in proc.stderr.splitlines()[-1]
+    from safelink._layout import parse_temp
+
+    assert parse_temp(".safelink-admit-\u00b2-0123456789abcdef") is None

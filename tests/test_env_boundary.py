@@ -130,6 +130,41 @@ def test_a_name_that_claims_to_be_a_journal_stops_the_run(
         assert snapshot(new_venv, canary) == before
 
 
+NOT_OUR_SHAPE = [
+    ".safelink-tmp-aaaaaaaaaaaaaaaa-" + "\u00e9" * 24,  # non-ASCII tag: hmac raised TypeError
+    ".safelink-journal-aaaaaaaaaaaaaaaa-" + "\u00e9" * 24,
+    ".safelink-stash-" + "\u00e9" * 16 + "-" + "b" * 24,
+    ".safelink-journal-aaaaaaaaaaaaaaaa-" + "B" * 24,  # not what make_name writes
+    ".safelink-tmp-aaaaaaaaaaaaaaaa-" + "g" * 24,
+]
+
+
+@pytest.mark.parametrize("name", NOT_OUR_SHAPE)
+def test_a_name_not_shaped_like_ours_is_just_a_file(
+    tmp_path: Path, new_venv: Path, name: str
+) -> None:
+    """A ``.safelink-`` name that is not exactly ``<kind>-<16 hex>-<24 hex>`` (touched by
+    anyone, or shipped by a wheel through ``.data/data``) is an ordinary file: every
+    command runs, and the file is never read, moved or removed."""
+    cache = tmp_path / "cache"
+    (new_venv / name).write_bytes(b"someone's file")
+    shipped = name[:-1] + ("\u00ea" if name.endswith("\u00e9") else "c")  # by a wheel
+    evil = make_wheel(
+        tmp_path, "evil", "1.0", {"evil.py": b"", f"evil-1.0.data/data/{shipped}": b"shipped"}
+    )
+    for argv in (
+        ["install", *args(new_venv, cache), str(evil)],
+        ["install", *args(new_venv, cache), str(small_wheel(tmp_path))],
+        ["uninstall", "--python", str(new_venv), "other"],
+        ["uninstall", "--python", str(new_venv), "evil"],
+    ):
+        proc = run_cli(*argv)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, (argv, proc.stderr)
+        assert (new_venv / name).read_bytes() == b"someone's file"
+        assert (new_venv / shipped).exists() == (argv[-1] != "evil"), argv
+    assert [n for n in os.listdir(new_venv) if n.startswith(".safelink-")] == [name]
+
+
 def test_wheel_file_with_a_reserved_name_at_the_root_is_refused(
     tmp_path: Path, new_venv: Path
 ) -> None:
@@ -157,7 +192,10 @@ def write_journal(venv: Path, body: object, *, stash: str | None = None) -> str:
 
 @pytest.mark.parametrize(
     "case",
-    ["absolute", "dotdot", "stash-outside", "stash-unsigned", "types", "not-json", "bad-mac"],
+    [
+        "absolute", "dotdot", "stash-outside", "stash-unsigned", "types", "not-json",
+        "bad-mac", "deep-outer", "deep-inner",
+    ],
 )
 def test_authentic_journal_with_bad_content_is_one_line(
     tmp_path: Path, new_venv: Path, canary: Path, case: str
@@ -185,6 +223,12 @@ def test_authentic_journal_with_bad_content_is_one_line(
     name = write_journal(new_venv, body)
     if case == "not-json":
         (new_venv / name).write_text("{")
+    elif case == "deep-outer":  # json raised RecursionError
+        (new_venv / name).write_text("[" * 100000)
+    elif case == "deep-inner":
+        text = "[" * 100000
+        mac = _atomic.sign(key, "journal", name, text)
+        (new_venv / name).write_text(json.dumps({"journal": text, "mac": mac}))
     elif case == "bad-mac":
         outer = json.loads((new_venv / name).read_text())
         outer["journal"] = outer["journal"].replace("evil", "evil2")
@@ -194,6 +238,36 @@ def test_authentic_journal_with_bad_content_is_one_line(
     line = assert_one_line_error(proc, "journal", "is damaged", "nothing was changed")
     assert name in line
     assert snapshot(new_venv, canary) == before
+
+
+def test_journal_mac_is_checked_like_every_token(
+    tmp_path: Path, new_venv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal's MAC goes through the one check for tokens (``_atomic.verifies``:
+    constant time, ``hmac.compare_digest``, never ``!=``); a MAC of any other shape
+    (non-ASCII, upper case, not a string) is simply 'does not match', one line."""
+    import hmac
+    import types
+
+    from safelink import _transaction
+
+    compared: list[object] = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: compared.append(b) or real(a, b))
+    key = _atomic.user_key()
+    body = {"format": 1, "op": "install", "what": [], "phase": "linking", "token": "0" * 16}
+    target = types.SimpleNamespace(root=str(new_venv))
+    for mac in ["0" * 64, "\u00e9" * 64, "A" * 64, 5, None]:
+        name = write_journal(new_venv, {**body, "stash": _atomic.make_name("stash", key)})
+        outer = json.loads((new_venv / name).read_text())
+        (new_venv / name).write_text(json.dumps({**outer, "mac": mac}))
+        with pytest.raises(safelink.SafelinkError, match="authentication does not match"):
+            _transaction._load(target, name, key)  # type: ignore[arg-type]
+        if mac == "\u00e9" * 64:
+            proc = run_cli("uninstall", "--python", str(new_venv), "other")
+            assert_one_line_error(proc, name, "authentication does not match")
+        os.unlink(new_venv / name)
+    assert "0" * 64 in compared
 
 
 def test_authentic_journal_never_acts_through_a_symlinked_directory(

@@ -25,12 +25,16 @@ if TYPE_CHECKING:
 
 def parse_size(text: str) -> int:
     """``--max-unpacked-size``: bytes, with an optional k/m/g/t (KiB...) suffix, ``B``
-    and ``iB`` allowed. Raises ValueError for anything else."""
+    and ``iB`` allowed. Raises ValueError for anything else, a number that is not a
+    byte count included (negative, ``inf``, ``nan``, ``1e400``: not a size)."""
     units = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
     t = text.strip().lower().rstrip("b").rstrip("i")
     mult = units.get(t[-1:], 1)
     num = t[:-1] if t[-1:] in units else t
-    return int(float(num) * mult)
+    size = float(num) * mult
+    if not 0 <= size < 2**63:  # also false for nan
+        raise ValueError(f"not a size: {text!r}")
+    return int(size)
 
 
 def default_link_mode() -> str:

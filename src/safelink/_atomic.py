@@ -50,6 +50,10 @@ from ._hooks import crash_point
 from ._record import hmac_sha256
 from .errors import SafelinkError
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import TypeGuard
+
 TOKEN = os.urandom(8).hex()  # what secrets.token_hex does, without importing it
 """This process's token for temporary files of a transaction (the journal records it)."""
 
@@ -146,6 +150,7 @@ KINDS = ("journal", "stash", "tmp")
 """``journal``: the transaction's journal; ``stash``: files moved aside until commit;
 ``tmp``: a journal being written."""
 
+_HEX_DIGITS = "0123456789abcdef"
 _TAG_HEX = 24  # 96 bits: each guess at a tag costs the attacker a victim's install
 
 
@@ -341,23 +346,51 @@ def make_name(kind: str, key: bytes) -> str:
 def kind_of(name: str, keys: list[bytes]) -> str | None:
     """The kind of an authenticated name made by :func:`make_name` with one of *keys*,
     else None (an ordinary file that merely looks like safelink's)."""
-    if not name.startswith(MARK):
+    parts = _shape(name)
+    if parts is None:
         return None
-    kind, _, rest = name[len(MARK) :].partition("-")
-    nonce, _, tag = rest.partition("-")
-    if kind not in KINDS or len(nonce) != 16 or len(tag) != _TAG_HEX:
-        return None
-    from hmac import compare_digest  # only for names that look like safelink's
-
+    kind, nonce, tag = parts
     for key in keys:
-        if compare_digest(sign(key, "name", kind, nonce)[:_TAG_HEX], tag):
+        if verifies(sign(key, "name", kind, nonce)[:_TAG_HEX], tag):
             return kind
     return None
 
 
 def looks_like(name: str) -> str | None:
-    """The kind a name *claims* (``.safelink-<kind>-...``), authenticated or not."""
+    """The kind a name *claims* (exactly the shape :func:`make_name` gives,
+    ``.safelink-<kind>-<16 hex>-<24 hex>``), authenticated or not."""
+    parts = _shape(name)
+    return None if parts is None else parts[0]
+
+
+def _shape(name: str) -> tuple[str, str, str] | None:
+    """Kind, nonce and tag of a name shaped exactly like :func:`make_name`'s, else None:
+    any other name (another kind, other lengths, anything but lowercase ASCII hex) is
+    just a file, never compared with a tag, read, moved or removed."""
     if not name.startswith(MARK):
         return None
-    kind = name[len(MARK) :].partition("-")[0]
-    return kind if kind in KINDS else None
+    kind, _, rest = name[len(MARK) :].partition("-")
+    nonce, _, tag = rest.partition("-")
+    if kind not in KINDS or not is_hex(nonce, 16) or not is_hex(tag, _TAG_HEX):
+        return None
+    return kind, nonce, tag
+
+
+def is_hex(text: object, length: int) -> TypeGuard[str]:
+    """Is *text* a str of exactly *length* lowercase ASCII hex digits (what :func:`sign`
+    and ``bytes.hex`` write)?"""
+    return isinstance(text, str) and len(text) == length and not text.strip(_HEX_DIGITS)
+
+
+def verifies(expected: str, given: object) -> bool:
+    """Does the untrusted *given* equal the tag or MAC *expected* (from :func:`sign`)?
+
+    The one comparison for "does this token verify": in constant time, and anything
+    that is not lowercase hex of the same length (another type, non-ASCII text) is
+    simply False, never an error."""
+    if not is_hex(given, len(expected)):
+        return False
+    from hmac import compare_digest  # only for names and journals that look like ours
+
+    return compare_digest(expected, given)
+

@@ -38,6 +38,7 @@ from . import _layout
 from ._cache import Cache, Entry
 from ._fsops import unlink_quiet, write_all
 from ._names import shown
+from ._record import size_of
 from .errors import DownloadFailed, InvalidLock, SafelinkError
 
 if TYPE_CHECKING:
@@ -288,7 +289,7 @@ def _get_once(w: LockedWheel, tmp: str, ctx: ssl.SSLContext, timeout: float) -> 
     finally:
         os.close(fd)
     announced = response.headers.get("Content-Length", "")
-    expected = limit if limit is not None else int(announced) if announced.isdigit() else None
+    expected = limit if limit is not None else size_of(announced)
     if expected is not None and size < expected:
         raise _Transient(f"the connection closed after {size:,} of {expected:,} bytes")
     got = h.hexdigest()

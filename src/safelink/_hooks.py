@@ -21,7 +21,7 @@ import os
 
 _SPEC = os.environ.get("SAFELINK_TEST_CRASH") or None
 _NAME, _, _n = (_SPEC or "").partition(":")
-_AT = int(_n) if _n.isdigit() else 1
+_AT = int(_n) if _n.isascii() and _n.isdigit() else 1
 _hits = 0
 
 

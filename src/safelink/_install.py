@@ -32,6 +32,7 @@ from ._names import shown
 from ._plan import check_target
 from ._policy import decide, fallback_warning
 from ._progress import Progress, ProgressCallback, Reporter
+from ._record import size_of
 from ._report import InstalledWheel, InstallReport
 from ._transaction import Transaction, plan_paths, recover
 from ._translate import translated, unwritable_target
@@ -53,8 +54,9 @@ def _default_threads(nfiles: int) -> int:
     threads never pay (see :mod:`safelink._link`).
     """
     env = os.environ.get("SAFELINK_THREADS")
-    if env and env.isdigit():
-        return max(1, int(env))
+    threads = size_of(env or "")
+    if threads is not None:
+        return max(1, threads)
     if nfiles < 4000:
         return 1
     return min(2, os.cpu_count() or 1)

@@ -5,7 +5,9 @@ Both call the interpreter's C accelerator ``_json`` the way ``json`` itself does
 its default settings, so the text is byte for byte what ``json.dumps`` writes and the
 values are what ``json.loads`` returns (``tests/test_startup.py`` compares them).
 Where ``_json`` is missing or differs, ``json`` is used. A malformed document raises
-a ValueError, as with ``json``.
+a ValueError, as with ``json``, and so does one nested too deeply to read (``json``
+raises RecursionError): every reader of untrusted JSON (a journal, a cache record, a
+file in an environment) catches one exception and says one line.
 """
 
 from __future__ import annotations
@@ -52,8 +54,10 @@ def _encoder(sort_keys: bool) -> Callable[[object], str]:
     return encode
 
 
-def loads(text: str) -> Any:
-    """``json.loads(text)``."""
+def loads(text: str | bytes) -> Any:
+    """``json.loads(text)``; bytes must be UTF-8 (else ValueError)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
     if not _scan:
         _scan.append(_scanner())
     ws = " \t\n\r"
@@ -62,6 +66,8 @@ def loads(text: str) -> Any:
         obj, end = _scan[0](text, start)
     except StopIteration as exc:
         raise ValueError(f"Expecting value: char {exc.value}") from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
     if len(text.rstrip(ws)) != end:
         raise ValueError(f"Extra data: char {end}")
     return obj

@@ -219,7 +219,9 @@ def parse_temp(name: str) -> tuple[str, int] | None:
         return None
     kind, pid, rest = parts
     token = rest.split(".", 1)[0]
-    if kind not in KINDS or not pid.isdigit() or pid[0] == "0" or len(token) != 16:
+    if kind not in KINDS or not (pid.isascii() and pid.isdigit()) or pid[0] == "0":
+        return None
+    if len(token) != 16:
         return None
     if token.strip("0123456789abcdef"):
         return None

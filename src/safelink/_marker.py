@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from ._jsontext import dumps
+from ._jsontext import dumps, loads
 
 MARKER = "safelink.json"
 
@@ -30,11 +30,9 @@ def render(sha256: str, filename: str) -> bytes:
 
 def installed_sha256(dist_info: str) -> str | None:
     """The sha256 of the wheel *dist_info* was installed from, if safelink installed it."""
-    import json  # a marker is read when something is installed already
-
     try:
         with open(os.path.join(dist_info, MARKER), "rb") as f:
-            data = json.loads(f.read(4096))
+            data = loads(f.read(4096))
     except (OSError, ValueError):
         return None
     sha = data.get("sha256") if isinstance(data, dict) else None

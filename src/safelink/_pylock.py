@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import _layout
 from ._environment import Target
 from ._names import shown
+from ._record import size_of
 from .errors import InvalidLock
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ def _venv_full_version(target: Target) -> str | None:
             parts = value.strip().split(".")[:3]
             if (
                 len(parts) == 3
-                and all(p.isdigit() for p in parts)
+                and all(size_of(p) is not None for p in parts)
                 and (int(parts[0]), int(parts[1])) == tuple(target.version)
             ):
                 return ".".join(parts)

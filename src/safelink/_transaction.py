@@ -45,6 +45,7 @@ import stat
 from ._atomic import (
     TOKEN,
     fresh_name,
+    is_hex,
     kind_of,
     looks_like,
     make_name,
@@ -53,11 +54,12 @@ from ._atomic import (
     sign,
     user_key,
     user_keys,
+    verifies,
 )
 from ._environment import Target
 from ._fsops import rmdir_quiet, rmtree_quiet, unlink_quiet, write_all
 from ._hooks import crash_point
-from ._jsontext import dumps
+from ._jsontext import dumps, loads
 from ._names import shown
 from ._plan import Plan
 from .errors import SafelinkError
@@ -473,7 +475,7 @@ def _check_body(body: object) -> str | None:
     if body.get("op") not in ("install", "uninstall") or body.get("phase") not in PHASES:
         return "unknown operation or phase"
     token = body.get("token")
-    if not isinstance(token, str) or len(token) != 16 or token.strip("0123456789abcdef"):
+    if not is_hex(token, 16):
         return "bad token"
     if not isinstance(body.get("stash"), str) or not _strings(body.get("what")):
         return "bad stash or names"
@@ -523,9 +525,7 @@ def _load(target: Target, name: str, key: bytes) -> Transaction:
                     raise _damaged(path, "too large")
         finally:
             os.close(fd)
-        import json  # reading a journal: after an interrupted run only
-
-        outer = json.loads(raw)
+        outer = loads(raw)
     except OSError as exc:
         raise _damaged(path, exc.strerror or "unreadable") from None
     except ValueError:
@@ -533,10 +533,10 @@ def _load(target: Target, name: str, key: bytes) -> Transaction:
     if not isinstance(outer, dict) or not isinstance(outer.get("journal"), str):
         raise _damaged(path, "not a journal")
     text, mac = outer["journal"], outer.get("mac")
-    if not isinstance(mac, str) or sign(key, "journal", name, text) != mac:
+    if not verifies(sign(key, "journal", name, text), mac):
         raise _damaged(path, "its authentication does not match")
     try:
-        body: Any = json.loads(text)
+        body: Any = loads(text)
     except ValueError:
         raise _damaged(path, "not JSON") from None
     why = _check_body(body)

@@ -15,7 +15,6 @@ actions (messages, their names escaped); the command line prints them, escaped.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from ._cache import Cache, Entry
 from ._environment import Target, flat_target, prefix_target, site_dirs_of, venv_target
 from ._guard import fingerprint_problem
+from ._jsontext import loads
 from ._lock import env_lock
 from ._names import installed_path, shown
 from ._plan import LinkRow
@@ -288,8 +288,8 @@ def repair_cache(cache: Cache, findings: list[Finding], dry_run: bool) -> list[s
 
 def _entry_for(cache: Cache, dist_info: str) -> Entry | None:
     try:
-        with open(os.path.join(dist_info, "direct_url.json"), encoding="utf-8") as f:
-            sha = json.load(f)["archive_info"]["hashes"]["sha256"]
+        with open(os.path.join(dist_info, "direct_url.json"), "rb") as f:
+            sha = loads(f.read())["archive_info"]["hashes"]["sha256"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return cache.get(str(sha))

@@ -99,8 +99,10 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     """
     import argparse
 
-    columns = os.environ.get("COLUMNS", "")
-    return argparse.HelpFormatter(prog, width=int(columns) - 2 if columns.isdigit() else 98)
+    from ._record import size_of
+
+    width = size_of(os.environ.get("COLUMNS", ""))  # ASCII digits only ('²'.isdigit())
+    return argparse.HelpFormatter(prog, width=width - 2 if width is not None else 98)
 
 
 COMMANDS = ("install", "sync", "uninstall", "probe", "verify", "repair", "cache")

@@ -35,6 +35,25 @@ class ProbeResult:
     def to_json(self) -> str:
         return dumps({"modes": self.modes, "same_filesystem": self.same_filesystem})
 
+    @classmethod
+    def from_json(cls, text: str) -> ProbeResult | None:
+        """The result :meth:`to_json` wrote, or None for any other document (malformed,
+        another shape, a mode that is not probed or missing): treated as no record."""
+        try:
+            d = loads(text)
+        except ValueError:
+            return None
+        if not isinstance(d, dict) or set(d) != {"modes", "same_filesystem"}:
+            return None
+        modes, same = d["modes"], d["same_filesystem"]
+        if not isinstance(modes, dict) or set(modes) != set(PROBED_MODES):
+            return None
+        if not all(v is None or isinstance(v, str) for v in modes.values()):
+            return None
+        if not isinstance(same, bool):
+            return None
+        return cls(dict(modes), same)
+
 
 def describe_errno(exc: OSError) -> str:
     code = errno.errorcode.get(exc.errno or 0, str(exc.errno))
@@ -118,12 +137,12 @@ def probe(cache_root: str, target_dir: str, *, refresh: bool = False) -> ProbeRe
     if not refresh:
         try:
             with open(store, "rb") as f:
-                d = loads(f.read().decode("utf-8"))
-            result = ProbeResult(dict(d["modes"]), bool(d["same_filesystem"]))
-            _memory[key] = result
-            return result
-        except (OSError, ValueError, KeyError):
-            pass
+                found = ProbeResult.from_json(f.read().decode("utf-8"))
+        except (OSError, ValueError):  # ValueError: not UTF-8
+            found = None
+        if found is not None:
+            _memory[key] = found
+            return found
     result = run_probe(scratch, target_dir)
     _memory[key] = result
     from .._atomic import remember
