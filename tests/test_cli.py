@@ -387,3 +387,65 @@ def test_the_library_never_prints() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+def test_install_dry_run_of_wheel_files_changes_nothing(tmp_path: Path, cache_dir: Path) -> None:
+    """``install --dry-run WHEEL`` printed "Installed..." and installed: it must only say."""
+    venv = make_venv(tmp_path / "venv")
+    for sub in ("old", "same", "new"):
+        (tmp_path / sub).mkdir()
+    old = make_wheel(tmp_path / "old", "swap", "1.0", {"swap.py": b""})
+    run_cli("install", "--python", str(venv), "-q", str(old), check=True)
+    same = make_wheel(tmp_path / "same", "kept", "2.0", {"kept.py": b""})
+    run_cli("install", "--python", str(venv), "-q", str(same), check=True)
+    new = make_wheel(tmp_path / "new", "swap", "1.1", {"swap.py": b""})
+    added = make_wheel(tmp_path / "new", "fresh", "0.3", {"fresh.py": b""})
+    before = tree(venv), tree(cache_dir)
+    args = ("install", "--dry-run", "--python", str(venv), str(new), str(added), str(same))
+    proc = run_cli(*args)
+    assert (proc.returncode, lines(proc.stdout), proc.stderr) == (
+        0,
+        [
+            " + fresh==0.3",
+            " ~ swap 1.0 -> 1.1",
+            f"Would install 2 wheels into {venv} (1 already installed from the same wheel)",
+        ],
+        "",
+    )
+    assert (tree(venv), tree(cache_dir)) == before
+    doc = json.loads(run_cli(*args, "--json", check=True).stdout)
+    assert (doc["schema"], doc["dry_run"], doc["lines"]) == (
+        1,
+        True,
+        [" + fresh==0.3", " ~ swap 1.0 -> 1.1"],
+    )
+    assert doc["unchanged"] == ["kept==2.0"]
+    assert (tree(venv), tree(cache_dir)) == before
+
+
+def test_install_dry_run_into_an_empty_cache_creates_no_cache(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    venv = make_venv(tmp_path / "venv")
+    whl = make_wheel(tmp_path, "lone", "1.0", {"lone.py": b""})
+    before = tree(tmp_path)
+    proc = run_cli("install", "--python", str(venv), "--dry-run", str(whl))
+    assert (proc.returncode, lines(proc.stdout), proc.stderr) == (
+        0,
+        [" + lone==1.0", f"Would install 1 wheel into {venv}"],
+        "",
+    )
+    assert tree(tmp_path) == before
+    assert not cache_dir.exists()
+
+
+def test_install_dry_run_of_a_missing_wheel_is_one_line(tmp_path: Path, cache_dir: Path) -> None:
+    venv = make_venv(tmp_path / "venv")
+    missing = tmp_path / "gone-1.0-py3-none-any.whl"
+    proc = run_cli("install", "--python", str(venv), "--dry-run", str(missing))
+    assert (proc.returncode, proc.stdout, lines(proc.stderr)) == (
+        1,
+        "",
+        [f"safelink: error: no such wheel file: {missing} (check the path)"],
+    )
+

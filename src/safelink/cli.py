@@ -430,6 +430,8 @@ def _repair(args: argparse.Namespace, cache: object) -> int:
 
 def _install(args: argparse.Namespace, cache: object) -> int:
     wheels = _check_wheel_args(args.wheels)
+    if args.dry_run:
+        return _install_dry_run(args, wheels)
     progress = _progress_display() if not (args.quiet or args.json) else None
     if progress is not None:
         from ._progress import Progress
@@ -480,6 +482,21 @@ def _install(args: argparse.Namespace, cache: object) -> int:
     if not args.quiet and sys.stdout.isatty():
         for line in _changes(report):
             print(line)
+    return 0
+
+
+def _install_dry_run(args: argparse.Namespace, wheels: list[str]) -> int:
+    """``install --dry-run WHEEL...``: the change lines and a summary; nothing is written,
+    not even the cache (the wheels are not admitted)."""
+    from ._sync import plan_wheels
+
+    plan = plan_wheels(wheels, _target(args))
+    if args.json:
+        _json(plan.to_dict())
+        return 0
+    for line in plan.lines():
+        _out(args, line)
+    _out(args, plan.summary())
     return 0
 
 
