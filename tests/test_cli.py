@@ -449,3 +449,22 @@ def test_install_dry_run_of_a_missing_wheel_is_one_line(tmp_path: Path, cache_di
         [f"safelink: error: no such wheel file: {missing} (check the path)"],
     )
 
+
+def test_probe_accepts_the_target_options_its_hint_names(tmp_path: Path, cache_dir: Path) -> None:
+    """With no venv around, probe said "pass --python, --prefix or --target, or --system",
+    then refused ``probe --python X`` as an unrecognized argument."""
+    venv = make_venv(tmp_path / "venv")
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = run_cli("probe", env={"VIRTUAL_ENV": None}, cwd=work)
+    assert proc.returncode == 1 and "pass --python, --prefix or --target" in proc.stderr
+    proc = run_cli("probe", "--json", "--python", str(venv), env={"VIRTUAL_ENV": None}, cwd=work)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert json.loads(proc.stdout)["target"] == str(site_packages(venv))
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    proc = run_cli("probe", "--json", "--target", str(flat), env={"VIRTUAL_ENV": None}, cwd=work)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert json.loads(proc.stdout)["target"] == str(flat)
+
+

@@ -29,7 +29,7 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
 
 
-def _target_options(p: argparse.ArgumentParser) -> None:
+def _target_options(p: argparse.ArgumentParser, lock: bool = True) -> None:
     g = p.add_argument_group(
         "target (default: the active VIRTUAL_ENV, else a .venv here or in a parent directory)"
     )
@@ -49,6 +49,8 @@ def _target_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow an interpreter marked EXTERNALLY-MANAGED (PEP 668)",
     )
+    if not lock:  # probe locks no environment
+        return
     p.add_argument(
         "--lock-timeout",
         type=float,
@@ -196,6 +198,7 @@ def _add_probe_parser(sub: Any) -> None:
         metavar="DIR",
         help="target directory (default: the target's site-packages)",
     )
+    _target_options(p, lock=False)
     _common(p)
 
 
@@ -615,13 +618,12 @@ def _changes(report: Any) -> list[str]:
 
 def _probe(args: argparse.Namespace, cache: object) -> int:
     from ._cache import Cache
-    from ._environment import default_target
     from ._layout import tmp_dir
     from ._policy import choose
     from .strategies.probe import pair_key, probe
 
     assert isinstance(cache, Cache)
-    directory = os.path.abspath(args.dir) if args.dir else default_target(cache.root).purelib
+    directory = os.path.abspath(args.dir) if args.dir else _target(args, cache.root).purelib
     os.makedirs(cache.root, exist_ok=True)
     result = probe(cache.root, directory, refresh=True)
     pick = choose(result)
