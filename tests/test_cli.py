@@ -468,3 +468,15 @@ def test_probe_accepts_the_target_options_its_hint_names(tmp_path: Path, cache_d
     assert json.loads(proc.stdout)["target"] == str(flat)
 
 
+
+def test_cache_size_hears_quiet(tmp_path: Path, cache_dir: Path) -> None:
+    """``cache size -q`` still printed its summary line; -q prints only errors."""
+    from safelink import Cache
+
+    Cache(cache_dir).admit(make_wheel(tmp_path, "hush", "1.0", {"hush.py": b""}))
+    for action in ("size", "list", "dir"):
+        proc = run_cli("cache", action, "-q")
+        assert (proc.returncode, proc.stderr) == (0, ""), action
+        assert proc.stdout == ("" if action == "size" else run_cli("cache", action).stdout)
+    assert run_cli("cache", "size").stdout.startswith("1 ")
+

@@ -695,7 +695,7 @@ def _cache_command(args: argparse.Namespace, cache: object) -> int:
         data = _cachecmd.size(cache)
         if args.json:
             print(json.dumps(data))
-        else:
+        elif not args.quiet:
             for part in [data, *data["satellites"]]:
                 mib, all_mib = part["bytes"] / 1024**2, part["total_bytes"] / 1024**2
                 print(
