@@ -480,3 +480,23 @@ def test_cache_size_hears_quiet(tmp_path: Path, cache_dir: Path) -> None:
         assert proc.stdout == ("" if action == "size" else run_cli("cache", action).stdout)
     assert run_cli("cache", "size").stdout.startswith("1 ")
 
+
+def test_cache_commands_count_in_the_singular(tmp_path: Path, cache_dir: Path) -> None:
+    """"1 entries", "pruned 1 unused entries": now "1 entry"."""
+    from safelink import Cache
+
+    Cache(cache_dir).admit(make_wheel(tmp_path, "single", "1.0", {"single.py": b""}))
+    proc = run_cli("cache", "size")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.startswith("1 entry, ")
+    proc = run_cli("cache", "prune")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert lines(proc.stdout)[-1] == "pruned 1 unused entry and 0 stale temp files"
+    assert run_cli("cache", "size", check=True).stdout.startswith("0 entries, 0 files, ")
+    Cache(cache_dir).admit(make_wheel(tmp_path, "single", "1.0", {"single.py": b""}))
+    proc = run_cli("cache", "clean")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        0,
+        f"removed 1 entry from {cache_dir}\n",
+        "",
+    )

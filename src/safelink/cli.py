@@ -699,7 +699,8 @@ def _cache_command(args: argparse.Namespace, cache: object) -> int:
             for part in [data, *data["satellites"]]:
                 mib, all_mib = part["bytes"] / 1024**2, part["total_bytes"] / 1024**2
                 print(
-                    f"{part['entries']} entries, {part['files']:,} files, {mib:,.1f} MiB in "
+                    f"{_count(part['entries'], 'entry', 'entries')}, "
+                    f"{_count(part['files'], 'file')}, {mib:,.1f} MiB in "
                     f"{part['dir']} ({all_mib:,.1f} MiB with everything the cache remembers)"
                     + (" (satellite)" if part is not data else "")
                 )
@@ -713,8 +714,8 @@ def _cache_command(args: argparse.Namespace, cache: object) -> int:
                 for filename in part["removed"]:
                     print(f"removed {filename}")
                 print(
-                    f"pruned {len(part['removed'])} unused entries and "
-                    f"{part['temp_dirs']} stale temp files"
+                    f"pruned {_count(len(part['removed']), 'unused entry', 'unused entries')} "
+                    f"and {_count(part['temp_dirs'], 'stale temp file')}"
                     + (f" in the satellite {part['dir']}" if part is not data else "")
                 )
                 _skipped(part["skipped"])
@@ -724,14 +725,19 @@ def _cache_command(args: argparse.Namespace, cache: object) -> int:
         print(json.dumps(data))
     elif not args.quiet:
         for part in [data, *data["satellites"]]:
-            print(f"removed {len(part['removed'])} entries from {part['dir']}")
+            print(f"removed {_count(len(part['removed']), 'entry', 'entries')} from {part['dir']}")
             _skipped(part["skipped"])
     return 0
 
 
 def _skipped(filenames: list[str]) -> None:
     if filenames:
-        print(f"skipped {len(filenames)} entries in use by a running install")
+        print(f"skipped {_count(len(filenames), 'entry', 'entries')} in use by a running install")
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """``1 entry``, ``2 entries``: *many* defaults to *one* + ``s``."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
 # -- install -r / sync: from a pylock.toml ------------------------------------------------
