@@ -422,3 +422,116 @@ def test_columns_that_are_not_ascii_digits_are_ignored() -> None:
     from safelink._layout import parse_temp
 
     assert parse_temp(".safelink-admit-\u00b2-0123456789abcdef") is None
+
+
+def test_install_dry_run_of_wheel_files_changes_nothing(tmp_path: Path, cache_dir: Path) -> None:
+    """``install --dry-run WHEEL`` printed "Installed..." and installed: it must only say."""
+    venv = make_venv(tmp_path / "venv")
+    for sub in ("old", "same", "new"):
+        (tmp_path / sub).mkdir()
+    old = make_wheel(tmp_path / "old", "swap", "1.0", {"swap.py": b""})
+    run_cli("install", "--python", str(venv), "-q", str(old), check=True)
+    same = make_wheel(tmp_path / "same", "kept", "2.0", {"kept.py": b""})
+    run_cli("install", "--python", str(venv), "-q", str(same), check=True)
+    new = make_wheel(tmp_path / "new", "swap", "1.1", {"swap.py": b""})
+    added = make_wheel(tmp_path / "new", "fresh", "0.3", {"fresh.py": b""})
+    before = tree(venv), tree(cache_dir)
+    args = ("install", "--dry-run", "--python", str(venv), str(new), str(added), str(same))
+    proc = run_cli(*args)
+    assert (proc.returncode, lines(proc.stdout), proc.stderr) == (
+        0,
+        [
+            " + fresh==0.3",
+            " ~ swap 1.0 -> 1.1",
+            f"Would install 2 wheels into {venv} (1 already installed from the same wheel)",
+        ],
+        "",
+    )
+    assert (tree(venv), tree(cache_dir)) == before
+    doc = json.loads(run_cli(*args, "--json", check=True).stdout)
+    assert (doc["schema"], doc["dry_run"], doc["lines"]) == (
+        1,
+        True,
+        [" + fresh==0.3", " ~ swap 1.0 -> 1.1"],
+    )
+    assert doc["unchanged"] == ["kept==2.0"]
+    assert (tree(venv), tree(cache_dir)) == before
+
+
+def test_install_dry_run_into_an_empty_cache_creates_no_cache(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    venv = make_venv(tmp_path / "venv")
+    whl = make_wheel(tmp_path, "lone", "1.0", {"lone.py": b""})
+    before = tree(tmp_path)
+    proc = run_cli("install", "--python", str(venv), "--dry-run", str(whl))
+    assert (proc.returncode, lines(proc.stdout), proc.stderr) == (
+        0,
+        [" + lone==1.0", f"Would install 1 wheel into {venv}"],
+        "",
+    )
+    assert tree(tmp_path) == before
+    assert not cache_dir.exists()
+
+
+def test_install_dry_run_of_a_missing_wheel_is_one_line(tmp_path: Path, cache_dir: Path) -> None:
+    venv = make_venv(tmp_path / "venv")
+    missing = tmp_path / "gone-1.0-py3-none-any.whl"
+    proc = run_cli("install", "--python", str(venv), "--dry-run", str(missing))
+    assert (proc.returncode, proc.stdout, lines(proc.stderr)) == (
+        1,
+        "",
+        [f"safelink: error: no such wheel file: {missing} (check the path)"],
+    )
+
+
+def test_probe_accepts_the_target_options_its_hint_names(tmp_path: Path, cache_dir: Path) -> None:
+    """With no venv around, probe said "pass --python, --prefix or --target, or --system",
+    then refused ``probe --python X`` as an unrecognized argument."""
+    venv = make_venv(tmp_path / "venv")
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = run_cli("probe", env={"VIRTUAL_ENV": None}, cwd=work)
+    assert proc.returncode == 1 and "pass --python, --prefix or --target" in proc.stderr
+    proc = run_cli("probe", "--json", "--python", str(venv), env={"VIRTUAL_ENV": None}, cwd=work)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert json.loads(proc.stdout)["target"] == str(site_packages(venv))
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    proc = run_cli("probe", "--json", "--target", str(flat), env={"VIRTUAL_ENV": None}, cwd=work)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert json.loads(proc.stdout)["target"] == str(flat)
+
+
+
+def test_cache_size_hears_quiet(tmp_path: Path, cache_dir: Path) -> None:
+    """``cache size -q`` still printed its summary line; -q prints only errors."""
+    from safelink import Cache
+
+    Cache(cache_dir).admit(make_wheel(tmp_path, "hush", "1.0", {"hush.py": b""}))
+    for action in ("size", "list", "dir"):
+        proc = run_cli("cache", action, "-q")
+        assert (proc.returncode, proc.stderr) == (0, ""), action
+        assert proc.stdout == ("" if action == "size" else run_cli("cache", action).stdout)
+    assert run_cli("cache", "size").stdout.startswith("1 ")
+
+
+def test_cache_commands_count_in_the_singular(tmp_path: Path, cache_dir: Path) -> None:
+    """"1 entries", "pruned 1 unused entries": now "1 entry"."""
+    from safelink import Cache
+
+    Cache(cache_dir).admit(make_wheel(tmp_path, "single", "1.0", {"single.py": b""}))
+    proc = run_cli("cache", "size")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.startswith("1 entry, ")
+    proc = run_cli("cache", "prune")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert lines(proc.stdout)[-1] == "pruned 1 unused entry and 0 stale temp files"
+    assert run_cli("cache", "size", check=True).stdout.startswith("0 entries, 0 files, ")
+    Cache(cache_dir).admit(make_wheel(tmp_path, "single", "1.0", {"single.py": b""}))
+    proc = run_cli("cache", "clean")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        0,
+        f"removed 1 entry from {cache_dir}\n",
+        "",
+    )

@@ -301,6 +301,77 @@ def _recover(tgt: Target, lock_timeout: float | None) -> None:
         warn(message)
 
 
+@dataclass
+class WheelPlan:
+    """What ``install --dry-run`` with wheel files would change (:func:`plan_wheels`)."""
+
+    target: str
+    changes: list[Change] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    """``name==version`` of distributions already installed from that very wheel."""
+    dry_run: bool = True
+
+    def lines(self) -> list[str]:
+        """The same lines as :meth:`SyncReport.lines`."""
+        return [c.line() for c in self.changes]
+
+    def summary(self) -> str:
+        n = len(self.changes)
+        line = f"Would install {n} wheel{'s' if n != 1 else ''} into {self.target}"
+        if self.unchanged:
+            line += f" ({len(self.unchanged)} already installed from the same wheel)"
+        return line
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lines"] = self.lines()
+        d["summary"] = self.summary()
+        return d
+
+
+def plan_wheels(wheels: Collection[str], tgt: Target) -> WheelPlan:
+    """What installing the wheel files *wheels* into *tgt* would change; changes nothing.
+
+    Name and version come from each file's name; a distribution already installed
+    from a wheel with the same sha256 is unchanged (as :func:`sync` decides).
+    """
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    from .errors import SafelinkError
+
+    plan = WheelPlan(target=tgt.root)
+    installed = installed_distributions(tgt)
+    for path in wheels:
+        base = os.path.basename(os.fspath(path))
+        try:
+            name, version, _, _ = parse_wheel_filename(base)
+        except InvalidWheelFilename:
+            raise SafelinkError(
+                f"{shown(base)} is not a valid wheel file name",
+                "a wheel is named NAME-VERSION(-BUILD)-PY-ABI-PLATFORM.whl",
+            ) from None
+        if not os.path.isfile(path):
+            raise SafelinkError(f"no such wheel file: {shown(os.fspath(path))}", "check the path")
+        insts = installed.get(canonicalize_name(name), [])
+        if len(insts) == 1 and installed_sha256(insts[0].dist_info) == _sha256_of(path):
+            plan.unchanged.append(f"{name}=={version}")
+            continue
+        old = insts[0].version if insts else None
+        plan.changes.append(Change(name, old, str(version)))
+    plan.changes.sort(key=lambda c: c.name)
+    return plan
+
+
+def _sha256_of(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def installed_distributions(tgt: Target) -> dict[str, list[Installed]]:
     """Every ``.dist-info`` directly in the target's site directories, by canonical name."""
     out: dict[str, list[Installed]] = {}

@@ -29,7 +29,7 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
 
 
-def _target_options(p: argparse.ArgumentParser) -> None:
+def _target_options(p: argparse.ArgumentParser, lock: bool = True) -> None:
     g = p.add_argument_group(
         "target (default: the active VIRTUAL_ENV, else a .venv here or in a parent directory)"
     )
@@ -49,6 +49,8 @@ def _target_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow an interpreter marked EXTERNALLY-MANAGED (PEP 668)",
     )
+    if not lock:  # probe locks no environment
+        return
     p.add_argument(
         "--lock-timeout",
         type=float,
@@ -198,6 +200,7 @@ def _add_probe_parser(sub: Any) -> None:
         metavar="DIR",
         help="target directory (default: the target's site-packages)",
     )
+    _target_options(p, lock=False)
     _common(p)
 
 
@@ -432,6 +435,8 @@ def _repair(args: argparse.Namespace, cache: object) -> int:
 
 def _install(args: argparse.Namespace, cache: object) -> int:
     wheels = _check_wheel_args(args.wheels)
+    if args.dry_run:
+        return _install_dry_run(args, wheels)
     progress = _progress_display() if not (args.quiet or args.json) else None
     if progress is not None:
         from ._progress import Progress
@@ -482,6 +487,21 @@ def _install(args: argparse.Namespace, cache: object) -> int:
     if not args.quiet and sys.stdout.isatty():
         for line in _changes(report):
             print(line)
+    return 0
+
+
+def _install_dry_run(args: argparse.Namespace, wheels: list[str]) -> int:
+    """``install --dry-run WHEEL...``: the change lines and a summary; nothing is written,
+    not even the cache (the wheels are not admitted)."""
+    from ._sync import plan_wheels
+
+    plan = plan_wheels(wheels, _target(args))
+    if args.json:
+        _json(plan.to_dict())
+        return 0
+    for line in plan.lines():
+        _out(args, line)
+    _out(args, plan.summary())
     return 0
 
 
@@ -600,13 +620,12 @@ def _changes(report: Any) -> list[str]:
 
 def _probe(args: argparse.Namespace, cache: object) -> int:
     from ._cache import Cache
-    from ._environment import default_target
     from ._layout import tmp_dir
     from ._policy import choose
     from .strategies.probe import pair_key, probe
 
     assert isinstance(cache, Cache)
-    directory = os.path.abspath(args.dir) if args.dir else default_target(cache.root).purelib
+    directory = os.path.abspath(args.dir) if args.dir else _target(args, cache.root).purelib
     os.makedirs(cache.root, exist_ok=True)
     result = probe(cache.root, directory, refresh=True)
     pick = choose(result)
@@ -678,11 +697,12 @@ def _cache_command(args: argparse.Namespace, cache: object) -> int:
         data = _cachecmd.size(cache)
         if args.json:
             print(json.dumps(data))
-        else:
+        elif not args.quiet:
             for part in [data, *data["satellites"]]:
                 mib, all_mib = part["bytes"] / 1024**2, part["total_bytes"] / 1024**2
                 print(
-                    f"{part['entries']} entries, {part['files']:,} files, {mib:,.1f} MiB in "
+                    f"{_count(part['entries'], 'entry', 'entries')}, "
+                    f"{_count(part['files'], 'file')}, {mib:,.1f} MiB in "
                     f"{part['dir']} ({all_mib:,.1f} MiB with everything the cache remembers)"
                     + (" (satellite)" if part is not data else "")
                 )
@@ -696,8 +716,8 @@ def _cache_command(args: argparse.Namespace, cache: object) -> int:
                 for filename in part["removed"]:
                     print(f"removed {filename}")
                 print(
-                    f"pruned {len(part['removed'])} unused entries and "
-                    f"{part['temp_dirs']} stale temp files"
+                    f"pruned {_count(len(part['removed']), 'unused entry', 'unused entries')} "
+                    f"and {_count(part['temp_dirs'], 'stale temp file')}"
                     + (f" in the satellite {part['dir']}" if part is not data else "")
                 )
                 _skipped(part["skipped"])
@@ -707,14 +727,19 @@ def _cache_command(args: argparse.Namespace, cache: object) -> int:
         print(json.dumps(data))
     elif not args.quiet:
         for part in [data, *data["satellites"]]:
-            print(f"removed {len(part['removed'])} entries from {part['dir']}")
+            print(f"removed {_count(len(part['removed']), 'entry', 'entries')} from {part['dir']}")
             _skipped(part["skipped"])
     return 0
 
 
 def _skipped(filenames: list[str]) -> None:
     if filenames:
-        print(f"skipped {len(filenames)} entries in use by a running install")
+        print(f"skipped {_count(len(filenames), 'entry', 'entries')} in use by a running install")
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """``1 entry``, ``2 entries``: *many* defaults to *one* + ``s``."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
 # -- install -r / sync: from a pylock.toml ------------------------------------------------
