@@ -251,14 +251,14 @@ def test_clean_skips_an_entry_in_use_and_says_so(tmp_path: Path) -> None:
             [sys.executable, "-m", "safelink", "cache", "clean", *argv],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
-        assert proc.stdout.endswith("skipped 1 entries in use by a running install\n")
+        assert proc.stdout.endswith("skipped 1 entry in use by a running install\n")
         assert [e.sha256 for e in cache.entries()] == [held.sha256]
         assert os.path.isdir(held.files) and not os.path.exists(free.path)
     proc = subprocess.run(
         [sys.executable, "-m", "safelink", "cache", "clean", *argv],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    assert proc.stdout == f"removed 1 entries from {tmp_path / 'cache'}\n"
+    assert proc.stdout == f"removed 1 entry from {tmp_path / 'cache'}\n"
     assert list(cache.entries()) == []
 
 

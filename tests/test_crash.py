@@ -185,7 +185,7 @@ def test_crash_during_admission(tmp_path: Path, new_venv: Path, point: str) -> N
     assert unlisted(new_venv, set(before)) == set()
 
     proc = run_cli("cache", "prune", "--cache-dir", str(cache_dir), check=True)
-    assert "1 stale temp files" in proc.stdout
+    assert "1 stale temp file\n" in proc.stdout
     assert os.listdir(cache_dir / "v1" / "tmp") == []
     assert cache.get(sha) == entry  # in use by the venv: kept
 
@@ -203,7 +203,7 @@ def test_prune_spares_admissions_still_running(tmp_path: Path) -> None:
         (d / "files" / "x.py").write_bytes(b"")
         (d / "files" / "x.py").chmod(0o444)
     proc = run_cli("cache", "prune", "--cache-dir", str(cache), check=True)
-    assert "1 stale temp files" in proc.stdout
+    assert "1 stale temp file\n" in proc.stdout
     assert live.exists() and not dead.exists()
 
 

@@ -190,7 +190,7 @@ def test_cache_prune_and_clean(tmp_path: Path, cache_dir: Path) -> None:
     assert [e.plan.name for e in safelink.Cache(cache_dir).entries()] == ["guarded"]
     assert (site_packages(v) / "guarded" / "__init__.py").read_bytes() == PRISTINE
     proc = run_cli("cache", "size")
-    assert proc.stdout.startswith("1 entries, 3 files")
+    assert proc.stdout.startswith("1 entry, 3 files")
     run_cli("cache", "clean", "guarded", check=True)
     assert list(safelink.Cache(cache_dir).entries()) == []
     assert (site_packages(v) / "guarded" / "__init__.py").read_bytes() == PRISTINE

@@ -111,7 +111,7 @@ def test_a_satellite_others_can_write_is_not_believed(fs_tmp: FsTmpFactory, loos
         assert tree(sat) == sat_before
         out = run_cli("cache", "clean", "--cache-dir", str(cache), env=env)
         one_warning_each(out, skip)
-        assert out.stdout.splitlines() == [f"removed 1 entries from {cache}"]
+        assert out.stdout.splitlines() == [f"removed 1 entry from {cache}"]
         assert tree(sat) == sat_before
 
 
@@ -225,7 +225,7 @@ def test_kill_9_during_the_first_fill_leaves_a_known_satellite(fs_tmp: FsTmpFact
     pruned = run_cli("cache", "prune", "--cache-dir", str(cache), env=env)
     assert pruned.returncode == 0, pruned.stderr
     assert pruned.stdout.splitlines()[-1] == (
-        f"pruned 0 unused entries and 1 stale temp files in the satellite {sat}"
+        f"pruned 0 unused entries and 1 stale temp file in the satellite {sat}"
     )
     assert sat_tmp(sat) == [] and sat_entries(sat) == []
 
