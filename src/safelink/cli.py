@@ -17,6 +17,7 @@ from .errors import SafelinkError
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -107,15 +108,9 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.HelpFormatter(prog, width=width - 2 if width is not None else 98)
 
 
-COMMANDS = ("install", "sync", "uninstall", "probe", "verify", "repair", "cache")
-
-
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole command line; with *command*, only that command's sub-parser (all a
     command line starting with it can reach: the others are never consulted)."""
-
-    def want(name: str) -> bool:
-        return command is None or command == name
 
     import argparse  # only here and on errors: a plain install line is read by _argv
 
@@ -126,20 +121,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"safelink {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    if want("install"):
-        _add_install_parser(sub)
-    if want("sync"):
-        _add_sync_parser(sub)
-    if want("uninstall"):
-        _add_uninstall_parser(sub)
-    if want("probe"):
-        _add_probe_parser(sub)
-    if want("verify"):
-        _add_verify_parser(sub)
-    if want("repair"):
-        _add_repair_parser(sub)
-    if want("cache"):
-        _add_cache_parser(sub)
+    for name, add in _ADD_PARSER.items():
+        if command is None or command == name:
+            add(sub)
     return parser
 
 
@@ -860,3 +844,18 @@ def _sync(args: argparse.Namespace, cache: object) -> int:
             _out(args, f"  {spec} (unchanged)")
     _out(args, report.summary())
     return 0
+
+
+_ADD_PARSER: dict[str, Callable[[Any], None]] = {
+    "install": _add_install_parser,
+    "sync": _add_sync_parser,
+    "uninstall": _add_uninstall_parser,
+    "probe": _add_probe_parser,
+    "verify": _add_verify_parser,
+    "repair": _add_repair_parser,
+    "cache": _add_cache_parser,
+}
+"""Each command's sub-parser, in the order ``--help`` lists them (one table: the names
+a command line may start with are its keys)."""
+
+COMMANDS = tuple(_ADD_PARSER)
